@@ -1,0 +1,394 @@
+"""Resolve every WorkloadIdentity of a package against its workload and the identity context.
+
+This is the one place that turns the package's inputs into resolved identities; the
+specializer writes the result into status, the validator re-derives it (it never trusts a
+status it did not compute), and the generators build registrations and policies from it.
+All problems come back as results with the resource and field they are about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import API_GROUP, API_VERSION
+from ..identity import formats
+from ..identity.formats import Attributes, FormatError
+from ..identity.spiffeid import SpiffeID, SpiffeIDError, validate_trust_domain
+from ..krm.resourcelist import ResourceList, annotations, resource_ref
+from ..krm.results import ResourceRef, Result, error
+from . import workloads as wl
+from .schema import validate
+
+WORKLOAD_IDENTITY = "WorkloadIdentity"
+IDENTITY_CONTEXT = "IdentityContext"
+WORKLOAD_CLUSTER_API = "infra.nephio.org/v1alpha1"
+CONFIG_INJECTION = "kpt.dev/config-injection"
+PLACEHOLDER_CLUSTER_NAMES = frozenset({"", "example"})
+KNOWN_KINDS = (WORKLOAD_IDENTITY, IDENTITY_CONTEXT)
+
+
+@dataclass
+class Context:
+    """The resolved identity context; ``missing`` lists what is not there yet (not errors)."""
+
+    trust_domain: str = ""
+    cluster_name: str = ""
+    region: str = ""
+    site: str = ""
+    id_format: str = formats.DEFAULT_FORMAT
+    id_template: str = ""
+    class_name: str = ""
+    ref: ResourceRef | None = None
+    cluster_ref: ResourceRef | None = None
+    injection_pending: bool = False
+    missing: list[str] = field(default_factory=list)
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Identity:
+    """One WorkloadIdentity resolved as far as the package allows."""
+
+    name: str
+    ref: ResourceRef
+    obj: dict[str, Any]
+    workload: dict[str, Any]
+    workload_ref: ResourceRef
+    namespace: str
+    service_account: str
+    selector_labels: dict[str, str]
+    labels_to_add: dict[str, str]
+    template: str
+    template_field: str
+    spiffe_id: SpiffeID | None = None
+    go_template: str = ""
+    attributes: Attributes | None = None
+    pending: str = ""
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.obj.get("spec") or {}
+
+    @property
+    def condition_type(self) -> str:
+        return condition_type(self.name)
+
+
+@dataclass
+class Resolution:
+    context: Context
+    identities: list[Identity]
+    results: list[Result]
+    identity_objects: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.severity.value == "error" for r in self.results)
+
+
+def condition_type(identity_name: str) -> str:
+    """Nephio's condition type: <group>/<version>.<Kind>.<name>."""
+    return f"{API_VERSION}.{WORKLOAD_IDENTITY}.{identity_name}"
+
+
+def is_ours(obj: dict[str, Any]) -> bool:
+    return str(obj.get("apiVersion", "")).split("/")[0] == API_GROUP
+
+
+def _schema_results(kind: str, obj: dict[str, Any]) -> list[Result]:
+    ref = resource_ref(obj)
+    out = []
+    for path, msg in validate(kind, obj):
+        out.append(error(f"{kind} {ref.name or '<unnamed>'}: {path} {msg}", ref, path))
+    return out
+
+
+def resolve_context(rl: ResourceList, results: list[Result]) -> Context:
+    ctx = Context()
+    contexts = [o for o in rl.items if is_ours(o) and o.get("kind") == IDENTITY_CONTEXT]
+    clusters = [o for o in rl.items
+                if o.get("apiVersion") == WORKLOAD_CLUSTER_API and o.get("kind") == "WorkloadCluster"]
+    if len(contexts) > 1:
+        for o in contexts[1:]:
+            results.append(error(
+                f"the package has {len(contexts)} IdentityContext resources "
+                f"({', '.join(resource_ref(c).name for c in contexts)}); keep exactly one",
+                resource_ref(o), "metadata.name"))
+    if len(clusters) > 1:
+        for o in clusters[1:]:
+            results.append(error(
+                f"the package has {len(clusters)} WorkloadCluster resources; keep exactly one so the "
+                "cluster name is unambiguous", resource_ref(o), "metadata.name"))
+
+    if contexts:
+        obj = contexts[0]
+        ctx.ref = resource_ref(obj)
+        schema_errors = _schema_results(IDENTITY_CONTEXT, obj)
+        results.extend(schema_errors)
+        if schema_errors:
+            return ctx
+        spec = obj.get("spec") or {}
+        ctx.spec = spec
+        ctx.injection_pending = annotations(obj).get(CONFIG_INJECTION) == "required"
+        ctx.trust_domain = spec.get("trustDomain", "") or ""
+        ctx.cluster_name = spec.get("clusterName", "") or ""
+        ctx.region = spec.get("region", "") or ""
+        ctx.site = spec.get("site", "") or ""
+        ctx.id_format = spec.get("idFormat", formats.DEFAULT_FORMAT)
+        ctx.id_template = spec.get("idTemplate", "") or ""
+        ctx.class_name = spec.get("className", "") or ""
+        if ctx.trust_domain:
+            try:
+                validate_trust_domain(ctx.trust_domain)
+            except SpiffeIDError as exc:
+                results.append(error(f"IdentityContext {ctx.ref.name}: invalid spec.trustDomain: {exc}",
+                                     ctx.ref, "spec.trustDomain", current_value=ctx.trust_domain))
+        else:
+            ctx.missing.append(f"IdentityContext {ctx.ref.name} has no spec.trustDomain yet")
+        if ctx.id_format == "template" and not ctx.id_template:
+            results.append(error("IdentityContext spec.idFormat is 'template' but spec.idTemplate is "
+                                 "empty; set spec.idTemplate, e.g. '/site/{site}/ns/{namespace}/sa/{serviceAccount}'",
+                                 ctx.ref, "spec.idTemplate"))
+        elif ctx.id_template:
+            try:
+                formats.variables_of(ctx.id_template)
+            except FormatError as exc:
+                results.append(error(f"IdentityContext spec.idTemplate: {exc}", ctx.ref, "spec.idTemplate",
+                                     current_value=ctx.id_template))
+    else:
+        ctx.missing.append("the package has no IdentityContext (it sets the trust domain); add one "
+                           "or let porch inject it")
+
+    if clusters:
+        obj = clusters[0]
+        ctx.cluster_ref = resource_ref(obj)
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        wc_name = str(spec.get("clusterName") or "")
+        if annotations(obj).get(CONFIG_INJECTION) == "required" and wc_name in PLACEHOLDER_CLUSTER_NAMES:
+            ctx.injection_pending = True
+        if wc_name not in PLACEHOLDER_CLUSTER_NAMES:
+            if ctx.cluster_name and ctx.cluster_name != wc_name and ctx.ref is not None:
+                results.append(error(
+                    f"IdentityContext spec.clusterName is {ctx.cluster_name!r} but WorkloadCluster "
+                    f"{ctx.cluster_ref.name} says {wc_name!r}; remove spec.clusterName from the "
+                    "IdentityContext (the WorkloadCluster is authoritative) or make them equal",
+                    ctx.ref, "spec.clusterName", current_value=ctx.cluster_name, proposed_value=wc_name))
+            ctx.cluster_name = wc_name
+    return ctx
+
+
+def _workload_index(rl: ResourceList) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    index: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for obj in rl.items:
+        if wl.is_workload(obj):
+            index.setdefault((obj["kind"], wl.name(obj)), []).append(obj)
+    return index
+
+
+def _find_workload(wi: dict[str, Any], ref: ResourceRef, index: dict, results: list[Result]) -> dict | None:
+    spec = wi["spec"]
+    wref = spec["workloadRef"]
+    kind, name = wref["kind"], wref["name"]
+    if wref.get("apiVersion") and wref["apiVersion"] != wl.WORKLOAD_KINDS[kind][0]:
+        results.append(error(f"WorkloadIdentity {ref.name}: spec.workloadRef.apiVersion of a {kind} is "
+                             f"{wl.WORKLOAD_KINDS[kind][0]}, not {wref['apiVersion']}",
+                             ref, "spec.workloadRef.apiVersion", current_value=wref["apiVersion"],
+                             proposed_value=wl.WORKLOAD_KINDS[kind][0]))
+        return None
+    found = index.get((kind, name), [])
+    if spec.get("namespace") and len(found) > 1:
+        found = [o for o in found if wl.namespace(o) in ("", spec["namespace"])]
+    if not found:
+        same_kind = sorted(n for (k, n) in index if k == kind)
+        hint = f"the package's {kind}s are: {', '.join(same_kind)}" if same_kind \
+            else f"the package has no {kind} at all"
+        results.append(error(f"WorkloadIdentity {ref.name}: spec.workloadRef names {kind} {name!r}, which "
+                             f"is not in the package; {hint}. Fix the name or add the workload",
+                             ref, "spec.workloadRef.name", current_value=name))
+        return None
+    if len(found) > 1:
+        results.append(error(f"WorkloadIdentity {ref.name}: {len(found)} {kind}s named {name!r} are in the "
+                             "package (namespaces " + ", ".join(repr(wl.namespace(o)) for o in found) +
+                             "); set spec.namespace to pick one", ref, "spec.namespace"))
+        return None
+    return found[0]
+
+
+def _resolve_identity(wi: dict[str, Any], ctx: Context, index: dict, results: list[Result]) -> Identity | None:
+    ref = resource_ref(wi)
+    spec = wi["spec"]
+    before = len(results)
+    workload = _find_workload(wi, ref, index, results)
+    if workload is None:
+        return None
+    wref = resource_ref(workload)
+    kind = workload["kind"]
+
+    # Namespace: declared or the workload's own; never silently different.
+    ns_decl, ns_wl = spec.get("namespace", ""), wl.namespace(workload)
+    if ns_decl and ns_wl and ns_decl != ns_wl:
+        results.append(error(f"WorkloadIdentity {ref.name}: spec.namespace is {ns_decl!r} but {wref} is in "
+                             f"namespace {ns_wl!r}; make them equal (the identity must describe where the "
+                             "workload really runs)", ref, "spec.namespace", current_value=ns_decl,
+                             proposed_value=ns_wl))
+    namespace = ns_decl or ns_wl
+    if not namespace:
+        results.append(error(f"WorkloadIdentity {ref.name}: neither spec.namespace nor {wref}'s "
+                             "metadata.namespace is set; set one (the namespace is an attestation attribute)",
+                             ref, "spec.namespace"))
+
+    # Service account: declared, the pod template's, or a per-workload account.
+    sa_decl, sa_wl = spec.get("serviceAccountName", ""), wl.service_account(workload)
+    if sa_decl and sa_wl and sa_decl != sa_wl:
+        results.append(error(f"WorkloadIdentity {ref.name}: spec.serviceAccountName is {sa_decl!r} but {wref} "
+                             f"runs as {sa_wl!r} ({wl.field_prefix(kind) + '.' if kind != 'Pod' else ''}"
+                             "spec.serviceAccountName); make them equal or remove one",
+                             ref, "spec.serviceAccountName", current_value=sa_decl, proposed_value=sa_wl))
+    service_account = sa_decl or sa_wl or wref.name
+
+    # Selector labels: keys the pod template carries, labels the mutator will add.
+    sel = spec.get("selector") or {}
+    labels_to_add = dict(sel.get("labels") or {})
+    pod_labels = wl.pod_labels(workload)
+    selector: dict[str, str] = {}
+    for i, key in enumerate(sel.get("labelKeys") or []):
+        if key in pod_labels:
+            selector[key] = pod_labels[key]
+        elif key not in labels_to_add:
+            have = ", ".join(sorted(pod_labels)) or "none"
+            results.append(error(f"WorkloadIdentity {ref.name}: selector label key {key!r} is not on the pod "
+                                 f"template of {wref} (its labels: {have}); add the label to the pod template "
+                                 "or declare it with a value under spec.selector.labels",
+                                 ref, f"spec.selector.labelKeys[{i}]", current_value=key))
+    for key, value in labels_to_add.items():
+        if key in pod_labels and pod_labels[key] != value:
+            results.append(error(f"WorkloadIdentity {ref.name}: spec.selector.labels sets {key}={value!r} but "
+                                 f"the pod template of {wref} already has {key}={pod_labels[key]!r}; use the "
+                                 "existing value or list the key under spec.selector.labelKeys",
+                                 ref, f"spec.selector.labels.{key}", current_value=value,
+                                 proposed_value=pod_labels[key]))
+        selector[key] = value
+    if not sel.get("labelKeys") and not labels_to_add:
+        default = wl.selector_match_labels(workload)
+        selector = default if default else dict(pod_labels)
+    if not selector:
+        results.append(error(f"WorkloadIdentity {ref.name}: {wref} has no selector or pod labels to identify "
+                             "its pods; declare spec.selector.labels (the mutator adds them to the pod template)",
+                             ref, "spec.selector"))
+
+    # ID template: the identity's own format, else the context's default.
+    sid = spec.get("spiffeID") or {}
+    if sid.get("format") or sid.get("template"):
+        fmt = sid.get("format") or ("template" if sid.get("template") else ctx.id_format)
+        template_src, tfield = sid.get("template", ""), "spec.spiffeID"
+    else:
+        fmt, template_src, tfield = ctx.id_format, ctx.id_template, "spec.spiffeID.format"
+    template = ""
+    try:
+        if fmt != "template" and sid.get("template"):
+            raise FormatError(f"spec.spiffeID.template is set but format is {fmt!r}; set format: "
+                              "template or remove the template")
+        template = formats.template_for(fmt, template_src)
+        formats.variables_of(template)
+    except FormatError as exc:
+        results.append(error(f"WorkloadIdentity {ref.name}: {exc}", ref,
+                             "spec.spiffeID.template" if sid.get("template") or fmt == "template" else tfield))
+
+    for i, td in enumerate((spec.get("svid") or {}).get("federatesWith") or []):
+        try:
+            validate_trust_domain(td)
+        except SpiffeIDError as exc:
+            results.append(error(f"WorkloadIdentity {ref.name}: spec.svid.federatesWith[{i}]: {exc}",
+                                 ref, f"spec.svid.federatesWith[{i}]", current_value=td))
+
+    if len(results) > before:
+        return None
+    ident = Identity(name=ref.name, ref=ref, obj=wi, workload=workload, workload_ref=wref,
+                     namespace=namespace, service_account=service_account, selector_labels=selector,
+                     labels_to_add=labels_to_add, template=template,
+                     template_field="spec.spiffeID.template" if sid.get("template") else
+                     ("spec.spiffeID.format" if sid.get("format") else "spec.spiffeID"))
+    if ctx.missing:
+        ident.pending = "; ".join(ctx.missing)
+        return ident
+    all_labels = {**pod_labels, **labels_to_add}
+    ident.attributes = Attributes(
+        trust_domain=ctx.trust_domain, namespace=namespace, service_account=service_account,
+        cluster_name=ctx.cluster_name, region=ctx.region, site=ctx.site, workload_name=wref.name,
+        workload_kind=kind, identity_name=ref.name, labels=all_labels)
+    try:
+        ident.spiffe_id = formats.render_id(template, ident.attributes)
+        ident.go_template = formats.go_template(template, ident.attributes)
+    except (FormatError, SpiffeIDError) as exc:
+        needs_cluster = "{clusterName}" in template and not ctx.cluster_name
+        if needs_cluster:
+            ident.pending = ("the ID format uses {clusterName} but no cluster name is known yet; set "
+                             "IdentityContext spec.clusterName or let porch inject the WorkloadCluster")
+            ident.attributes = None
+            return ident
+        results.append(error(f"WorkloadIdentity {ref.name}: cannot form the SPIFFE ID: {exc}", ref,
+                             ident.template_field))
+        return None
+    return ident
+
+
+def resolve(rl: ResourceList) -> Resolution:
+    results: list[Result] = []
+    for obj in rl.items:
+        if is_ours(obj) and (obj.get("kind") not in KNOWN_KINDS or obj.get("apiVersion") != API_VERSION) \
+                and obj.get("kind") in KNOWN_KINDS:
+            results.append(error(f"{obj.get('kind')} {resource_ref(obj).name}: apiVersion must be "
+                                 f"{API_VERSION}, got {obj.get('apiVersion')!r}", resource_ref(obj), "apiVersion",
+                                 current_value=obj.get("apiVersion"), proposed_value=API_VERSION))
+    ctx = resolve_context(rl, results)
+    wis = [o for o in rl.items if o.get("apiVersion") == API_VERSION and o.get("kind") == WORKLOAD_IDENTITY]
+    index = _workload_index(rl)
+    identities: list[Identity] = []
+    seen: dict[str, ResourceRef] = {}
+    for wi in wis:
+        schema_errors = _schema_results(WORKLOAD_IDENTITY, wi)
+        if schema_errors:
+            results.extend(schema_errors)
+            continue
+        ref = resource_ref(wi)
+        if ref.name in seen:
+            results.append(error(f"two WorkloadIdentity resources are named {ref.name!r}; names must be unique "
+                                 "in a package (they name the Kptfile condition and the registration)",
+                                 ref, "metadata.name"))
+            continue
+        seen[ref.name] = ref
+        ident = _resolve_identity(wi, ctx, index, results)
+        if ident is not None:
+            identities.append(ident)
+    results.extend(check_collisions(identities))
+    return Resolution(ctx, identities, results, wis)
+
+
+def check_collisions(identities: list[Identity]) -> list[Result]:
+    """Two identities resolving to the same SPIFFE ID, or claiming the same workload: one pass, O(n)."""
+    out: list[Result] = []
+    by_id: dict[str, list[Identity]] = {}
+    by_workload: dict[ResourceRef, list[Identity]] = {}
+    for ident in identities:
+        if ident.spiffe_id is not None:
+            by_id.setdefault(str(ident.spiffe_id), []).append(ident)
+        by_workload.setdefault(ident.workload_ref, []).append(ident)
+    for sid, group in by_id.items():
+        if len(group) > 1:
+            names = ", ".join(i.name for i in group)
+            for ident in group:
+                out.append(error(
+                    f"WorkloadIdentity {ident.name}: SPIFFE ID {sid} is also the ID of "
+                    f"{', '.join(o.name for o in group if o is not ident)} (identities {names}); two "
+                    "workloads must not share an ID: give each its own service account "
+                    "(spec.serviceAccountName) or use an ID format that tells them apart",
+                    ident.ref, ident.template_field, current_value=sid))
+    for wref, group in by_workload.items():
+        if len(group) > 1:
+            for ident in group:
+                out.append(error(
+                    f"WorkloadIdentity {ident.name}: {wref} is also claimed by "
+                    f"{', '.join(o.name for o in group if o is not ident)}; a workload has exactly one "
+                    "identity, remove the extra WorkloadIdentity", ident.ref, "spec.workloadRef"))
+    return out
