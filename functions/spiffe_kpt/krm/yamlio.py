@@ -103,6 +103,35 @@ def _construct_float(loader: Loader, node: yaml.ScalarNode) -> float:
     return value if repr(value) == text else FloatText(value, text)
 
 
+class StyledStr(str):
+    """A string that remembers it was quoted or a literal block, so it is written back the same
+    way: kpt restores comments and field order but not scalar styles, and a render must not
+    rewrite ``"true"`` as ``'true'`` in files the function does not own."""
+
+    style: str
+
+    def __new__(cls, value: str, style: str) -> "StyledStr":
+        obj = super().__new__(cls, value)
+        obj.style = style
+        return obj
+
+    def __getnewargs__(self):  # type: ignore[override]
+        return (str(self), self.style)
+
+    def __deepcopy__(self, memo: dict) -> "StyledStr":
+        return self  # immutable
+
+
+def _construct_str(loader: Loader, node: yaml.ScalarNode) -> str:
+    value = loader.construct_scalar(node)
+    # Folded ('>') scalars are written back as ordinary strings: with the dumper's unlimited
+    # width a folded block would collapse to one line anyway.
+    if node.style in ('"', "'", "|"):
+        return StyledStr(value, node.style)
+    return value
+
+
+Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
@@ -111,12 +140,25 @@ class Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
     """Block-style dumper: multi-line strings (config files in ConfigMaps) as literal blocks."""
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 def _represent_str(dumper: Dumper, data: str) -> yaml.ScalarNode:
     # Literal style keeps server.conf and similar readable in the written files; trailing
     # spaces on a line would make libyaml fall back to quoting, which is still correct.
     if "\n" in data:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+        return dumper.represent_scalar(_STR_TAG, data, style="|")
+    # A string that would read as another type is double-quoted, as Go's yaml.v3 (kpt) does.
+    if dumper.resolve(yaml.ScalarNode, data, (True, False)) != _STR_TAG:
+        return dumper.represent_scalar(_STR_TAG, data, style='"')
+    return dumper.represent_scalar(_STR_TAG, data)
+
+
+def _represent_styled(dumper: Dumper, data: StyledStr) -> yaml.ScalarNode:
+    style = data.style
+    if style == "|" and "\n" not in data:
+        style = '"'
+    return dumper.represent_scalar(_STR_TAG, str(data), style=style)
 
 
 # The dumper quotes any string that either YAML version would read as something else: the
@@ -124,6 +166,7 @@ def _represent_str(dumper: Dumper, data: str) -> yaml.ScalarNode:
 Dumper.add_implicit_resolver("tag:yaml.org,2002:int", _RESOLVERS_12[1][1], _RESOLVERS_12[1][2])
 Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _RESOLVERS_12[2][1], _RESOLVERS_12[2][2])
 Dumper.add_representer(str, _represent_str)
+Dumper.add_representer(StyledStr, _represent_styled)
 Dumper.add_representer(IntText, lambda d, v: d.represent_scalar("tag:yaml.org,2002:int", v.text))
 Dumper.add_representer(FloatText, lambda d, v: d.represent_scalar("tag:yaml.org,2002:float", v.text))
 
