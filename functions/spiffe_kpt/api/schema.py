@@ -17,10 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-_SCHEMA_DIRS = [
-    Path(__file__).resolve().parent.parent / "schemas",          # installed: spiffe_kpt/schemas
-    Path(__file__).resolve().parents[3] / "schemas",             # source tree: <repo>/schemas
-]
+# spiffe_kpt/schemas: in the source tree a symlink to <repo>/schemas, in a wheel a copy.
+_SCHEMA_DIRS = [Path(__file__).parent.parent / "schemas"]
 
 _TYPES = {
     "object": dict, "array": list, "string": str, "boolean": bool,
