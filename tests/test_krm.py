@@ -1,0 +1,129 @@
+"""The KRM Functions Specification layer: the contract kpt and porch rely on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from spiffe_kpt.krm import ResourceList, error, info, yamlio
+from spiffe_kpt.krm.runner import process
+
+ITEMS = """\
+apiVersion: config.kubernetes.io/v1
+kind: ResourceList
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata:
+    name: a
+    annotations:
+      config.kubernetes.io/path: a.yaml
+      config.kubernetes.io/index: '0'
+      internal.config.kubernetes.io/path: a.yaml
+      internal.config.kubernetes.io/index: '0'
+      internal.config.kubernetes.io/id: '7'
+      internal.config.kubernetes.io/seqindent: compact
+      config.k8s.io/id: '7'
+  data: {mode: "0644", flag: "yes", when: 2024-01-01, n: 0644}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: b}
+  spec: {ports: [{port: 80}]}
+functionConfig:
+  apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: function-input}
+  data: {key: value}
+"""
+
+
+def _run(text, fn):
+    out, code = process(text, fn, "test-fn")
+    return yamlio.load(out), code
+
+
+def test_passthrough_keeps_every_annotation_order_and_scalar() -> None:
+    doc, code = _run(ITEMS, lambda rl: None)
+    assert code == 0
+    src = yamlio.load(ITEMS)
+    assert doc["items"] == src["items"]
+    assert [i["kind"] for i in doc["items"]] == ["ConfigMap", "Service"]
+    out, _ = process(ITEMS, lambda rl: None, "t")
+    # YAML 1.1 look-alikes stay strings, and octal-looking ints keep their spelling.
+    # YAML 1.1 look-alikes stay strings (quoted, so every reader agrees) and octal-looking
+    # ints keep their spelling: defaultMode 0644 must not become 644.
+    assert 'flag: "yes"' in out and 'when: "2024-01-01"' in out and "n: 0644" in out
+
+
+def test_function_config_configmap_data() -> None:
+    seen = {}
+    _run(ITEMS, lambda rl: seen.update(rl.config_data()))
+    assert seen == {"key": "value"}
+
+
+def test_error_result_exits_1_and_writes_items_back_untouched() -> None:
+    def fn(rl: ResourceList) -> None:
+        rl.items[0]["data"]["mode"] = "changed"
+        rl.items.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "half-written"}})
+        rl.add(error("bad input", field_path="spec.x"))
+    doc, code = _run(ITEMS, fn)
+    assert code == 1
+    assert doc["items"] == yamlio.load(ITEMS)["items"]
+    assert doc["results"] == [{"message": "bad input", "severity": "error"}]
+
+
+def test_warning_and_info_do_not_fail() -> None:
+    doc, code = _run(ITEMS, lambda rl: rl.add(info("fine")))
+    assert code == 0 and doc["results"][0]["severity"] == "info"
+
+
+def test_exception_becomes_one_error_result_not_a_traceback() -> None:
+    def boom(rl):
+        raise KeyError("spec")
+    doc, code = _run(ITEMS, boom)
+    assert code == 1
+    assert len(doc["results"]) == 1
+    r = doc["results"][0]
+    assert r["severity"] == "error" and "internal error (KeyError" in r["message"]
+    assert doc["items"] == yamlio.load(ITEMS)["items"]
+
+
+def test_results_get_the_file_of_the_resource_they_name() -> None:
+    from spiffe_kpt.krm.resourcelist import resource_ref
+
+    def fn(rl):
+        rl.add(error("x", resource_ref(rl.items[0]), "data.mode"))
+    doc, _ = _run(ITEMS, fn)
+    r = doc["results"][0]
+    assert r["resourceRef"] == {"apiVersion": "v1", "kind": "ConfigMap", "name": "a"}
+    assert r["field"] == {"path": "data.mode"}
+    assert r["file"] == {"path": "a.yaml", "index": 0}
+
+
+def test_malformed_yaml_gets_an_error_result_with_the_line() -> None:
+    doc, code = _run("apiVersion: v1\nitems:\n  - a: [unclosed\n", lambda rl: None)
+    assert code == 1
+    assert doc["kind"] == "ResourceList" and doc["items"] == []
+    assert "not valid YAML at line" in doc["results"][0]["message"]
+
+
+def test_non_resourcelist_input_is_rejected_with_a_fix() -> None:
+    doc, code = _run("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n", lambda rl: None)
+    assert code == 1 and "expected 'ResourceList'" in doc["results"][0]["message"]
+    doc, code = _run("- just\n- a list\n", lambda rl: None)
+    assert code == 1 and "not a ResourceList" in doc["results"][0]["message"]
+    doc, code = _run("kind: ResourceList\nitems:\n- {metadata: {name: x}}\n", lambda rl: None)
+    assert code == 1 and "items[0] is not a resource" in doc["results"][0]["message"]
+
+
+def test_console_script_never_prints_a_traceback() -> None:
+    proc = subprocess.run([sys.executable, "-m", "spiffe_kpt.specializer"], input="{{{ not yaml",
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert yamlio.load(proc.stdout)["results"][0]["severity"] == "error"
+
+
+def test_empty_input_still_yields_a_complete_resourcelist() -> None:
+    proc = subprocess.run([sys.executable, "-m", "spiffe_kpt.validator"], input="", capture_output=True, text=True)
+    assert proc.returncode == 1 and yamlio.load(proc.stdout)["kind"] == "ResourceList"
