@@ -45,6 +45,14 @@ def example(request) -> Path:
     return request.param
 
 
+def test_example_hides_its_expectations_from_kpt(example: Path) -> None:
+    """kpt reads every YAML file under a package; .expected/ must be listed in .krmignore or
+    `kpt fn render <example>` fails on .expected/config.yaml."""
+    krmignore = example / ".krmignore"
+    assert krmignore.is_file() and ".expected" in krmignore.read_text().split(), \
+        f"add a .krmignore with the line '.expected' to {example}"
+
+
 @pytest.mark.kpt
 def test_kpt_render_matches_expected_and_is_idempotent(example: Path, tmp_path: Path) -> None:
     expected = example / ".expected"

@@ -1,0 +1,58 @@
+"""Cold start of each function on a 20-resource package, against ``python3 -c 'import yaml'``.
+
+Run: python -m bench.cold_start [runs]. Both are measured in the same run, interleaved, with
+the same interpreter; the ratio is what to quote (these machines are noisy).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from spiffe_kpt import registry
+from spiffe_kpt.krm import yamlio
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def package_text() -> str:
+    sys.path.insert(0, str(REPO))
+    from tests.pkgtools import read_package
+    items = read_package(REPO / "blueprints" / "examples" / "oran-focom-ims")
+    # Pad to 20 resources with ConfigMaps, as a small real package would have.
+    while len(items) < 20:
+        items.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{len(items)}"},
+                      "data": {"k": "v"}})
+    return yamlio.dump({"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": items})
+
+
+def timed(cmd: list[str], stdin: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 11
+    text = package_text()
+    baseline_cmd = [sys.executable, "-c", "import yaml"]
+    cmds = {name: [sys.executable, "-c", f"import sys; from {mod} import main; main()"]
+            for name, (mod, _) in registry.FUNCTIONS.items()}
+    samples: dict[str, list[float]] = {"python3 -c 'import yaml'": [], **{n: [] for n in cmds}}
+    for _ in range(runs):
+        samples["python3 -c 'import yaml'"].append(timed(baseline_cmd, ""))
+        for name, cmd in cmds.items():
+            samples[name].append(timed(cmd, text))
+    base = statistics.median(samples["python3 -c 'import yaml'"])
+    print(f"cold start, 20-resource package, median of {runs} (min..max), ratio to import yaml")
+    for name, values in samples.items():
+        med = statistics.median(values)
+        print(f"  {name:28s} {med * 1000:6.0f} ms ({min(values) * 1000:.0f}..{max(values) * 1000:.0f})"
+              f"  {med / base:4.2f}x")
+
+
+if __name__ == "__main__":
+    main()
