@@ -16,7 +16,6 @@ registration selects the pods of exactly one workload.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -116,6 +115,8 @@ def variables_of(template: str) -> list[str]:
 
 def opaque_id(attrs: Attributes) -> str:
     """A stable digest of the attribute set; ``opaque_source`` is its readable preimage."""
+    import hashlib  # only the opaque format needs it; keeps ~4 ms off every start
+
     return hashlib.sha256(opaque_source(attrs).encode()).hexdigest()[:32]
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import os
 import sys
-import traceback
 from typing import Callable
 
 from . import yamlio
@@ -43,6 +42,7 @@ def process(text: str | bytes, fn: Function, name: str) -> tuple[str, int]:
         fn(rl)
     except Exception as exc:  # noqa: BLE001 - the user must never see a traceback
         if os.environ.get("SPIFFE_KPT_DEBUG"):
+            import traceback
             traceback.print_exc(file=sys.stderr)
         rl.results.append(Result(
             f"{name}: internal error ({type(exc).__name__}: {exc}); this is a bug in the "
