@@ -127,3 +127,14 @@ def test_console_script_never_prints_a_traceback() -> None:
 def test_empty_input_still_yields_a_complete_resourcelist() -> None:
     proc = subprocess.run([sys.executable, "-m", "spiffe_kpt.validator"], input="", capture_output=True, text=True)
     assert proc.returncode == 1 and yamlio.load(proc.stdout)["kind"] == "ResourceList"
+
+
+def test_shared_objects_are_written_as_copies_not_yaml_aliases() -> None:
+    def fn(rl):
+        labels = {"app": "x"}
+        rl.items[1]["metadata"]["labels"] = labels
+        rl.items[1]["spec"]["selector"] = labels
+    out, code = process(ITEMS, fn, "t")
+    assert code == 0 and "&id" not in out and "*id" not in out
+    svc = yamlio.load(out)["items"][1]
+    assert svc["spec"]["selector"] == svc["metadata"]["labels"] == {"app": "x"}

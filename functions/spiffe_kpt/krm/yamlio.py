@@ -139,6 +139,11 @@ Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 class Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
     """Block-style dumper: multi-line strings (config files in ConfigMaps) as literal blocks."""
 
+    def ignore_aliases(self, data: Any) -> bool:
+        # A function may put one dict in two places (a label map on a pod template and a
+        # selector); the files must get two plain copies, never &id001 anchors and aliases.
+        return True
+
 
 _STR_TAG = "tag:yaml.org,2002:str"
 
