@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from spiffe_kpt.krm import yamlio
+from spiffe_kpt.local_render import exec_refs_to_images, image_refs_to_exec
 from spiffe_kpt.krm.resourcelist import ResourceList
 from spiffe_kpt.krm.runner import process
 
@@ -30,13 +31,32 @@ class Render:
     stderr: str
 
 
-def kpt_render(pkg: Path, extra_env: dict[str, str] | None = None) -> Render:
-    """``kpt fn render --allow-exec`` in place; returns exit code and the function results."""
+def kpt_render(pkg: Path, extra_env: dict[str, str] | None = None, runtime: str = "exec") -> Render:
+    """``kpt fn render`` in place; returns exit code and the function results.
+
+    runtime "exec": the project's image references are swapped for its console scripts for the
+    render and swapped back after (spiffe_kpt.local_render), so files read as the user's do.
+    runtime "podman": the images run for real (they must have been built)."""
     results_dir = pkg.parent / f".results-{pkg.name}"
     shutil.rmtree(results_dir, ignore_errors=True)
     env = {**os.environ, **(extra_env or {})}
-    proc = subprocess.run(["kpt", "fn", "render", "--allow-exec", str(pkg), "--results-dir", str(results_dir)],
-                          capture_output=True, text=True, env=env, timeout=600)
+    swapped: dict[Path, dict[str, str]] = {}
+    if runtime == "exec":
+        cmd = ["kpt", "fn", "render", "--allow-exec", str(pkg), "--results-dir", str(results_dir)]
+        for kptfile in pkg.rglob("Kptfile"):
+            text, refs = image_refs_to_exec(kptfile.read_text())
+            if refs:
+                kptfile.write_text(text)
+                swapped[kptfile] = refs
+    else:
+        env.update(KPT_FN_RUNTIME=runtime, CONTAINERS_CONF=env.get("CONTAINERS_CONF",
+                                                                  str(REPO / ".ci" / "containers.conf")))
+        cmd = ["kpt", "fn", "render", "--image-pull-policy", "never", str(pkg), "--results-dir", str(results_dir)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    finally:
+        for kptfile, refs in swapped.items():
+            kptfile.write_text(exec_refs_to_images(kptfile.read_text(), refs))
     results: list[dict[str, Any]] = []
     rf = results_dir / "results.yaml"
     if rf.exists():

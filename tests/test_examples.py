@@ -15,6 +15,7 @@ import pytest
 
 from spiffe_kpt import registry
 from spiffe_kpt.krm import yamlio
+from spiffe_kpt.local_render import image_refs_to_exec
 
 from .pkgtools import (EXAMPLES, copy_package, git_diff, git_snapshot, kpt_render, read_package,
                        run_in_process, strip_annotations)
@@ -79,7 +80,8 @@ def test_kpt_render_matches_expected_and_is_idempotent(example: Path, tmp_path: 
 
 
 def _pipeline(pkg: Path) -> list[str]:
-    kptfile = yamlio.load((pkg / "Kptfile").read_text())
+    """The pipeline's function names (console scripts), whether referenced by image or exec."""
+    kptfile = yamlio.load(image_refs_to_exec((pkg / "Kptfile").read_text())[0])
     pipeline = kptfile.get("pipeline") or {}
     return [f["exec"] for f in (pipeline.get("mutators") or []) + (pipeline.get("validators") or [])]
 
