@@ -82,6 +82,7 @@ def test_limits_are_inclusive() -> None:
 @pytest.mark.parametrize("td, fragment", [
     ("Telco.Net", "use 'telco.net'"),
     ("spiffe://telco.net", "without the 'spiffe://' scheme: use 'telco.net'"),
+    ("spiffe://Telco.NET", "use 'telco.net'"),
     ("telco.net:8443", "port"),
     ("a" * 256, "at most 255"),
     ("", "empty"),

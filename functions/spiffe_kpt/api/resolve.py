@@ -43,6 +43,9 @@ class Context:
     cluster_ref: ResourceRef | None = None
     injection_pending: bool = False
     missing: list[str] = field(default_factory=list)
+    # Set when the context itself is in error: identities are then not formed at all, so one
+    # mistake in the context gives one error, not one more per identity.
+    invalid: bool = False
     spec: dict[str, Any] = field(default_factory=dict)
 
 
@@ -121,13 +124,21 @@ def resolve_context(rl: ResourceList, results: list[Result]) -> Context:
                 f"the package has {len(clusters)} WorkloadCluster resources; keep exactly one so the "
                 "cluster name is unambiguous", resource_ref(o), "metadata.name"))
 
+    before = len(results)
+    _read_context(ctx, contexts, clusters, results)
+    ctx.invalid = len(results) > before
+    return ctx
+
+
+def _read_context(ctx: Context, contexts: list[dict[str, Any]], clusters: list[dict[str, Any]],
+                  results: list[Result]) -> None:
     if contexts:
         obj = contexts[0]
         ctx.ref = resource_ref(obj)
         schema_errors = _schema_results(IDENTITY_CONTEXT, obj)
         results.extend(schema_errors)
         if schema_errors:
-            return ctx
+            return
         spec = obj.get("spec") or {}
         ctx.spec = spec
         ctx.injection_pending = annotations(obj).get(CONFIG_INJECTION) == "required"
@@ -175,7 +186,6 @@ def resolve_context(rl: ResourceList, results: list[Result]) -> Context:
                     "IdentityContext (the WorkloadCluster is authoritative) or make them equal",
                     ctx.ref, "spec.clusterName", current_value=ctx.cluster_name, proposed_value=wc_name))
             ctx.cluster_name = wc_name
-    return ctx
 
 
 def _workload_index(rl: ResourceList) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -302,7 +312,7 @@ def _resolve_identity(wi: dict[str, Any], ctx: Context, index: dict, results: li
             results.append(error(f"WorkloadIdentity {ref.name}: spec.svid.federatesWith[{i}]: {exc}",
                                  ref, f"spec.svid.federatesWith[{i}]", current_value=td))
 
-    if len(results) > before:
+    if len(results) > before or ctx.invalid:
         return None
     ident = Identity(name=ref.name, ref=ref, obj=wi, workload=workload, workload_ref=wref,
                      namespace=namespace, service_account=service_account, selector_labels=selector,

@@ -38,8 +38,9 @@ def validate_trust_domain(td: str) -> str:
     if td == "":
         raise SpiffeIDError("trust domain is empty; set it to a DNS-like name such as 'telco.example.net'")
     if td.lower().startswith(SCHEME_PREFIX):
+        bare = td[len(SCHEME_PREFIX):].split("/")[0].lower()
         raise SpiffeIDError(f"trust domain {td!r} must be the bare name without the 'spiffe://' "
-                            f"scheme: use {td[len(SCHEME_PREFIX):]!r}")
+                            f"scheme: use {bare!r}")
     if len(td.encode()) > MAX_TRUST_DOMAIN_BYTES:
         raise SpiffeIDError(f"trust domain is {len(td.encode())} bytes long; the SPIFFE standard "
                             f"allows at most {MAX_TRUST_DOMAIN_BYTES}")
