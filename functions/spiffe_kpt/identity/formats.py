@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Mapping
 
 from .spiffeid import SpiffeID, SpiffeIDError, validate_path
@@ -87,7 +88,19 @@ def template_for(format_name: str, custom: str = "") -> str:
     return NAMED_FORMATS[format_name]
 
 
+@lru_cache(maxsize=256)
+def _variables_of(template: str) -> tuple[str, ...]:
+    return tuple(_check_template(template))
+
+
 def variables_of(template: str) -> list[str]:
+    """The variables a template uses, validated; raises FormatError for unknown ones.
+
+    Cached: a package has a handful of templates but thousands of identities."""
+    return list(_variables_of(template))
+
+
+def _check_template(template: str) -> list[str]:
     """The variables a template uses, validated; raises FormatError for unknown ones."""
     if not template.startswith("/"):
         raise FormatError(f"template {template!r} must start with '/': it forms the ID's path, "

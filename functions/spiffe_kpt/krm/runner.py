@@ -9,7 +9,6 @@ an unexpected exception becomes one error result, never a traceback on the user'
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 from typing import Callable
@@ -36,8 +35,6 @@ def process(text: str | bytes, fn: Function, name: str) -> tuple[str, int]:
     except InputError as exc:
         return _failure(f"{name}: {exc}")
 
-    # Keep a pristine copy so that an error leaves every item exactly as it came in.
-    pristine = copy.deepcopy(rl.items)
     try:
         fn(rl)
     except Exception as exc:  # noqa: BLE001 - the user must never see a traceback
@@ -50,7 +47,9 @@ def process(text: str | bytes, fn: Function, name: str) -> tuple[str, int]:
             "(set SPIFFE_KPT_DEBUG=1 to print the stack trace on stderr)", Severity.ERROR))
     failed = rl.has_errors()
     if failed:
-        rl.items = pristine
+        # Nothing half-written: give back the items exactly as they came in. Parsing the input
+        # again costs only on this path; a deepcopy up front cost every successful run ~5%.
+        rl.items = ResourceList.from_object(yamlio.load(text)).items
     rl.attach_files()
     return yamlio.dump(rl.to_object()), 1 if failed else 0
 
