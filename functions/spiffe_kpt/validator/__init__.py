@@ -60,8 +60,10 @@ def validate_package(rl: ResourceList) -> None:
                            "spiffe-validator so the resolved ID is recorded", ident.ref, "status"))
 
     if not rl.has_errors():
+        waiting = sum(1 for i in res.identities if i.spiffe_id is None)
         rl.add(info(f"validated {len(res.identities)} workload identit"
-                    f"{'y' if len(res.identities) == 1 else 'ies'}"))
+                    f"{'y' if len(res.identities) == 1 else 'ies'}"
+                    + (f" ({waiting} waiting for context)" if waiting else "")))
 
 
 def main() -> None:
