@@ -1,0 +1,303 @@
+"""Build the real SPIRE / Kubernetes binaries used by the `real` test tier.
+
+Everything is built here from the Go module proxy (``go env GOPROXY``) at the
+pinned versions below and cached as ``~/.cache/spiffe-kpt/bin/<name>-<version>``
+(override the directory with ``SPIFFE_KPT_BIN_CACHE``), so only the first run
+pays for the build.  No release tarballs are downloaded and no third-party
+source or build script lives in this repository: only the ``go`` commands
+below.
+
+Usage::
+
+    python -m tests.real.binaries            # build whatever is missing, print times
+    python -m tests.real.binaries --print    # just print the cached paths
+
+    from tests.real import binaries
+    path = binaries.ensure("spire-server")
+
+Without Go on PATH this fails with :class:`GoMissing`, whose message says how
+to get Go; it never silently skips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# ---------------------------------------------------------------------------
+# Pinned versions.  Each must be served by the Go module proxy and build with
+# the machine's Go (1.26 at the time of writing; all of these declare go <= 1.25).
+# ---------------------------------------------------------------------------
+
+SPIRE_VERSION = "v1.13.3"
+# The CRDs in ../shared/reference/upstream-crds/ come from spire-controller-manager
+# 430567c (after v0.6.6).  v0.6.5 and v0.6.6 are not served by the module proxy
+# reachable from these machines (HTTP 403); v0.6.4 is the newest v0.6.x that is,
+# and its CRDs carry the same ClusterSPIFFEID fields the project emits.
+SPIRE_CONTROLLER_MANAGER_VERSION = "v0.6.4"
+# kubectl on PATH is 1.32; 1.33 is within the supported +/-1 minor skew.
+KUBERNETES_VERSION = "v1.33.9"
+ETCD_VERSION = "v3.6.5"
+
+VERSIONS = {
+    "spire-server": SPIRE_VERSION,
+    "spire-agent": SPIRE_VERSION,
+    "spire-controller-manager": SPIRE_CONTROLLER_MANAGER_VERSION,
+    "kube-apiserver": KUBERNETES_VERSION,
+    "etcd": ETCD_VERSION,
+}
+
+GO_HELP = (
+    "Go is required to build the real SPIRE/Kubernetes binaries for the `real` "
+    "test tier, and `go` was not found on PATH.  Install Go >= 1.25 from "
+    "https://go.dev/dl/ (e.g. `curl -fsSL https://go.dev/dl/go1.26.0.linux-amd64.tar.gz "
+    "| tar -C /usr/local -xz && export PATH=/usr/local/go/bin:$PATH`) or with your "
+    "distribution's package (`apt-get install golang-go` only if it is >= 1.25), "
+    "make sure `go env GOPROXY` reaches https://proxy.golang.org, and that a C "
+    "compiler (gcc) is installed: spire's sqlite3 datastore needs CGO_ENABLED=1."
+)
+
+
+class GoMissing(RuntimeError):
+    pass
+
+
+class BuildFailed(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    d = os.environ.get("SPIFFE_KPT_BIN_CACHE")
+    p = Path(d) if d else Path.home() / ".cache" / "spiffe-kpt" / "bin"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def cached_path(name: str) -> Path:
+    return cache_dir() / f"{name}-{VERSIONS[name]}"
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if not go:
+        raise GoMissing(GO_HELP)
+    return go
+
+
+def _env(**extra: str) -> dict:
+    env = dict(os.environ)
+    # Never let go download another toolchain behind our back; if a module
+    # needs a newer Go, the build fails with Go's own clear message.
+    env.setdefault("GOTOOLCHAIN", "local")
+    env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -mod=mod -buildvcs=false").strip()
+    env.update(extra)
+    return env
+
+
+def _run(cmd: list[str], cwd: str | None = None, **envextra: str) -> str:
+    print("+", " ".join(cmd), f"(in {cwd})" if cwd else "", file=sys.stderr, flush=True)
+    p = subprocess.run(cmd, cwd=cwd, env=_env(**envextra), text=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if p.returncode != 0:
+        raise BuildFailed(f"command failed ({p.returncode}): {' '.join(cmd)}\n{p.stdout[-6000:]}")
+    return p.stdout
+
+
+LDFLAGS = "-s -w"
+
+
+def _wrapper_module(tmp: str, requires: dict[str, str], replaces: dict[str, str]) -> None:
+    """Write a throw-away go.mod that depends on the given modules."""
+    lines = ["module spiffekpt.invalid/buildwrapper", "", "go 1.25", ""]
+    if requires:
+        lines.append("require (")
+        lines += [f"\t{m} {v}" for m, v in sorted(requires.items())]
+        lines.append(")")
+    if replaces:
+        lines.append("replace (")
+        lines += [f"\t{m} => {target}" for m, target in sorted(replaces.items())]
+        lines.append(")")
+    Path(tmp, "go.mod").write_text("\n".join(lines) + "\n")
+
+
+def _module_dir(tmp: str, module: str, version: str) -> Path:
+    """Download module@version (verified against sum.golang.org) and return its directory."""
+    import json
+    out = _run([_go(), "mod", "download", "-json", f"{module}@{version}"], cwd=tmp)
+    return Path(json.loads(out[out.index("{"):])["Dir"])
+
+
+def _seed_go_sum(tmp: str, modules: list[str]) -> None:
+    """Copy the upstream go.sum of each required module into the wrapper.
+
+    The upstream go.sum is part of the module's zip, whose own hash is checked
+    against sum.golang.org, so its checksums are as trustworthy as a sumdb
+    lookup; and the sumdb lookup endpoint of the proxy reachable from these
+    machines answers 404 for some of spire's dependencies
+    (e.g. github.com/GoogleCloudPlatform/cloudsql-proxy@v1.37.9), which
+    otherwise fails the build with "verifying module: ... 404 Not Found".
+    """
+    gomod = Path(tmp, "go.mod").read_text()
+    sums = []
+    for m in modules:
+        v = re.search(rf"^\s*{re.escape(m)}\s+(v\S+)\s*$", gomod, re.M)
+        if not v:
+            continue
+        f = _module_dir(tmp, m, v.group(1)) / "go.sum"
+        if f.exists():
+            sums.append(f.read_text())
+    Path(tmp, "go.sum").write_text("".join(sums))
+
+
+def _wrapper_build(requires: dict[str, str], pkgs: dict[str, Path], cgo: bool = False,
+                   replaces: dict[str, str] | None = None,
+                   sum_from: list[str] | None = None) -> None:
+    """Build main packages of pinned modules inside a throw-away wrapper module.
+
+    `go install pkg@version` is not used: it looks up the module's deprecation
+    through the proxy's `@v/list`, which the proxy reachable from these
+    machines refuses (403) for some modules.  A wrapper module with exact
+    requirements only fetches the pinned versions.
+
+    The wrapper's go.sum is seeded with the go.sum shipped inside each
+    required module (see :func:`_seed_go_sum`).
+    """
+    with tempfile.TemporaryDirectory(prefix="spiffe-kpt-build-") as tmp:
+        _wrapper_module(tmp, requires, replaces or {})
+        _seed_go_sum(tmp, sum_from or list(requires))
+        for pkg, out in pkgs.items():
+            _run([_go(), "build", f"-ldflags={LDFLAGS}", "-o", str(out), pkg],
+                 cwd=tmp, CGO_ENABLED="1" if cgo else "0")
+
+
+def _build_spire(out: Path) -> None:
+    # spire has no replace directives.  CGO for the sqlite3 datastore.
+    outs = {n: cached_path(n).with_name(cached_path(n).name + ".partial")
+            for n in ("spire-server", "spire-agent")}
+    _wrapper_build({"github.com/spiffe/spire": SPIRE_VERSION},
+                   {f"github.com/spiffe/spire/cmd/{n}": o for n, o in outs.items()},
+                   cgo=True)
+    for n, o in outs.items():
+        os.replace(o, cached_path(n))
+
+
+def _build_scm(out: Path) -> None:
+    # The main package is ./cmd (it would be named `cmd`), hence `go build -o`.
+    _wrapper_build({"github.com/spiffe/spire-controller-manager": SPIRE_CONTROLLER_MANAGER_VERSION},
+                   {"github.com/spiffe/spire-controller-manager/cmd": out})
+
+
+def _build_etcd(out: Path) -> None:
+    # go.etcd.io/etcd/server/v3 is a main package, but its go.mod has
+    # `replace ... => ../api` directives, so `go install @version` refuses it.
+    # In a wrapper module those replaces are ignored and the sibling modules
+    # resolve to the versions server/v3 requires (the same release).
+    _wrapper_build({"go.etcd.io/etcd/server/v3": ETCD_VERSION}, {"go.etcd.io/etcd/server/v3": out})
+
+
+def _build_kube_apiserver(out: Path) -> None:
+    # k8s.io/kubernetes replaces every k8s.io/* staging module with
+    # ./staging/src/k8s.io/<name> and requires them at v0.0.0, so neither
+    # `go install` nor a plain `require` works.  The known way: a throw-away
+    # wrapper module requiring k8s.io/kubernetes@v1.X.Y whose own replace
+    # directives point every staging module at its published copy v0.X.Y
+    # (the staging trees are published as separate modules, same commit).
+    # The list of staging modules is read from k8s.io/kubernetes' own go.mod.
+    go = _go()
+    with tempfile.TemporaryDirectory(prefix="spiffe-kpt-build-") as tmp:
+        _wrapper_module(tmp, {}, {})
+        info = _run([go, "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"], cwd=tmp)
+        import json
+        gomod = Path(json.loads(info[info.index("{"):])["GoMod"]).read_text()
+        staging = sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", gomod, re.M)))
+        if not staging:
+            raise BuildFailed(f"no staging replace directives found in k8s.io/kubernetes@{KUBERNETES_VERSION} go.mod")
+        staging_version = "v0." + KUBERNETES_VERSION[len("v1."):]
+        replaces = {m: f"{m} {staging_version}" for m in staging}
+        requires = {"k8s.io/kubernetes": KUBERNETES_VERSION}
+        requires.update({m: staging_version for m in staging})
+        _wrapper_module(tmp, requires, replaces)
+        _seed_go_sum(tmp, ["k8s.io/kubernetes"])
+        _run([go, "build", f"-ldflags={LDFLAGS}", "-o", str(out), "k8s.io/kubernetes/cmd/kube-apiserver"],
+             cwd=tmp, CGO_ENABLED="0")
+
+
+BUILDERS = {
+    "spire-server": _build_spire,
+    "spire-agent": _build_spire,
+    "spire-controller-manager": _build_scm,
+    "etcd": _build_etcd,
+    "kube-apiserver": _build_kube_apiserver,
+}
+
+
+@contextlib.contextmanager
+def _lock():
+    with open(cache_dir() / ".build.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+TIMES: dict[str, float] = {}
+
+
+def ensure(name: str) -> Path:
+    """Return the path of the pinned binary, building it first if needed."""
+    if name not in VERSIONS:
+        raise KeyError(f"unknown binary {name!r}; known: {sorted(VERSIONS)}")
+    p = cached_path(name)
+    if p.exists():
+        return p
+    _go()  # fail early and clearly without Go
+    with _lock():
+        if p.exists():
+            return p
+        t0 = time.monotonic()
+        tmp_out = p.with_name(p.name + ".partial")
+        BUILDERS[name](tmp_out)
+        if tmp_out.exists():
+            os.replace(tmp_out, p)
+        TIMES[name] = time.monotonic() - t0
+        print(f"built {p.name} in {TIMES[name]:.0f}s", file=sys.stderr, flush=True)
+    if not p.exists():
+        raise BuildFailed(f"build of {name} finished but {p} does not exist")
+    return p
+
+
+def ensure_all(names=None) -> dict[str, Path]:
+    return {n: ensure(n) for n in (names or VERSIONS)}
+
+
+def main(argv: list[str]) -> int:
+    if "--print" in argv:
+        for n in VERSIONS:
+            p = cached_path(n)
+            print(f"{n}\t{VERSIONS[n]}\t{p}\t{'cached' if p.exists() else 'missing'}")
+        return 0
+    names = [a for a in argv if not a.startswith("-")] or list(VERSIONS)
+    t0 = time.monotonic()
+    try:
+        for n in names:
+            t = time.monotonic()
+            p = ensure(n)
+            print(f"{n:26s} {VERSIONS[n]:9s} {time.monotonic() - t:7.1f}s  {p}", flush=True)
+    except (GoMissing, BuildFailed) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"total {time.monotonic() - t0:.1f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

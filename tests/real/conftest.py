@@ -1,0 +1,89 @@
+"""Fixtures for the `real` tier: real spire-server/agent, spire-controller-manager,
+etcd and kube-apiserver, built from the Go module proxy by tests.real.binaries.
+
+Nothing here skips: without Go (or when a build fails) the fixtures fail
+with the reason, so a green run always means the real components ran.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from . import binaries
+from .stack import Kube, Stack
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+UPSTREAM_CRD_FILES = (
+    "spire.spiffe.io_clusterspiffeids.yaml",
+    "spire.spiffe.io_clusterfederatedtrustdomains.yaml",
+    "spire.spiffe.io_clusterstaticentries.yaml",
+    "spire.spiffe.io_controllermanagerconfigs.yaml",
+    "security.istio.io_crds.yaml",
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "real: runs real spire-server/agent, spire-controller-manager, etcd and "
+        "kube-apiserver built from the Go module proxy (first run builds them)")
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.real)
+
+
+def upstream_crds_dir() -> Path:
+    d = Path(os.environ.get("SPIFFE_KPT_UPSTREAM_CRDS",
+                            REPO_ROOT.parent / "shared" / "reference" / "upstream-crds"))
+    missing = [f for f in UPSTREAM_CRD_FILES if not (d / f).exists()]
+    if missing:
+        pytest.fail(f"upstream CRDs not found in {d} (missing {missing}); "
+                    "set SPIFFE_KPT_UPSTREAM_CRDS to the directory holding them", pytrace=False)
+    return d
+
+
+@pytest.fixture(scope="session")
+def real_binaries() -> dict[str, Path]:
+    """Build (first run) or find (cached) every pinned binary."""
+    try:
+        return binaries.ensure_all()
+    except binaries.GoMissing as e:
+        pytest.fail(str(e), pytrace=False)
+    except binaries.BuildFailed as e:
+        pytest.fail(f"building the real binaries failed:\n{e}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def session_stack(real_binaries):
+    with Stack() as st:
+        yield st
+
+
+@pytest.fixture
+def real_stack(real_binaries):
+    """A Stack for one test; its processes are stopped when the test ends, pass or fail."""
+    with Stack() as st:
+        yield st
+
+
+@pytest.fixture(scope="session")
+def kube(session_stack) -> Kube:
+    """etcd + kube-apiserver on loopback with the upstream spire.spiffe.io and Istio CRDs installed."""
+    k = session_stack.kube()
+    d = upstream_crds_dir()
+    for f in UPSTREAM_CRD_FILES:
+        k.apply_file(d / f)
+    k.wait_crds_established([
+        "clusterspiffeids.spire.spiffe.io", "clusterfederatedtrustdomains.spire.spiffe.io",
+        "clusterstaticentries.spire.spiffe.io", "controllermanagerconfigs.spire.spiffe.io",
+        "authorizationpolicies.security.istio.io", "peerauthentications.security.istio.io",
+    ])
+    return k
