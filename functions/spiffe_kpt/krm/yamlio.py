@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from . import fastyaml as _fast
+
 try:  # libyaml is in every PyYAML wheel; the pure-Python fallback is ~10x slower.
     from yaml import CSafeDumper as _BaseDumper
     from yaml import CSafeLoader as _BaseLoader
@@ -180,9 +182,35 @@ def load(text: str | bytes) -> Any:
     return yaml.load(text, Loader=Loader)  # noqa: S506 - Loader is a safe loader
 
 
-def dump(data: Any) -> str:
+def dump_pyyaml(data: Any) -> str:
+    """The reference dumper: PyYAML with the representers above. ``dump`` writes the same bytes."""
     return yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False,
                      allow_unicode=True, width=1 << 16)
+
+
+def _slow_scalar(value: Any) -> str:
+    # A second key keeps libyaml from ending the document after a |+ block ("...").
+    text = dump_pyyaml({"k": value, "z": 0})
+    if not text.startswith("k: ") or not text.endswith("\nz: 0\n"):
+        raise _fast.Unsupported("scalar needs the full dumper")
+    text = text[3:-6]
+    # Only "\n" continuation lines are re-indented by the emitter; libyaml also breaks lines at
+    # these characters, which a Kubernetes resource practically never holds.
+    if ("\n" in text and text[0] != "|") or any(c in text for c in "\r\x85\u2028\u2029"):
+        raise _fast.Unsupported("scalar needs the full dumper")  # e.g. a folded long quoted string
+    return text
+
+
+_fast_dump = _fast.make_emitter(Dumper.yaml_implicit_resolvers, _slow_scalar, StyledStr, IntText, FloatText)
+
+
+def dump(data: Any) -> str:
+    """Block-style YAML, byte-identical to ``dump_pyyaml``. The string-building emitter in
+    ``fastyaml`` is ~4x faster on a ResourceList; it hands anything unusual back to PyYAML."""
+    try:
+        return _fast_dump(data)
+    except _fast.Unsupported:
+        return dump_pyyaml(data)
 
 
 YAMLError = yaml.YAMLError
