@@ -1,0 +1,73 @@
+"""spire-config: validate a SPIRE deployment package's values and write them into its resources.
+
+Reads the package's ``SpireDeployment`` (workloadidentity.nephio.org/v1alpha1, local config),
+checks it against ``schemas/SpireDeployment.json`` and the rules in ``values`` (placeholders,
+trust domain, TTLs against the CA TTL, offline window of an edge server, class names,
+agent/server pairing), then writes server.conf / agent.conf / controller-manager configs
+into the package's ConfigMaps and sets namespaces, sidecars and generated resources
+(``package``). Any error: an error result with resourceRef and field path, exit 1, nothing
+written. See README.md beside this file.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .. import API_VERSION
+from ..api.schema import validate
+from ..krm import ResourceList, error, info, run_function
+from ..krm.resourcelist import resource_ref
+from .agent_conf import render_agent_conf
+from .server_conf import render_server_conf
+from .values import AGENT, KIND, Values, check_pairing, check_values, read_values
+
+NAME = "spiffe-spire-config"
+
+__all__ = ["configure", "main", "render_agent_conf", "render_server_conf", "read_values", "Values"]
+
+
+def _values_resources(rl: ResourceList) -> list[dict[str, Any]]:
+    return [i for i in rl.items if i.get("kind") == KIND and i.get("apiVersion") == API_VERSION]
+
+
+def configure(rl: ResourceList) -> None:
+    found = _values_resources(rl)
+    if not found:
+        rl.add(info(f"{NAME}: no {KIND} ({API_VERSION}) in the package; nothing to configure"))
+        return
+    parsed: list[tuple[dict[str, Any], Values]] = []
+    for obj in found:
+        ref = resource_ref(obj)
+        problems = validate(KIND, obj)
+        if problems:
+            for path, msg in problems:
+                rl.add(error(f"{path}: {msg}", ref, path))
+            continue
+        v = read_values(obj)
+        for prob in check_values(v, obj.get("spec") or {}):
+            rl.add(error(prob.message, ref, prob.path))
+        parsed.append((obj, v))
+    # An agent rendered together with the server it attests to (a cluster's parent
+    # package holding both) must agree with it on trust domain and cluster name.
+    servers = [(o, v) for o, v in parsed if v.is_server]
+    for obj, v in parsed:
+        if v.role == AGENT and servers:
+            best = [p for s in servers[:1] for p in check_pairing(v, s[1])]
+            for prob in best:
+                rl.add(error(prob.message, resource_ref(obj), prob.path))
+    if rl.has_errors():
+        return
+    from .package import apply  # only on the success path
+    for obj, v in parsed:
+        apply(rl, obj, v)
+        rl.add(info(f"{NAME}: configured {v.role} for cluster {v.cluster_name!r} in trust domain "
+                    f"{v.trust_domain!r}", resource_ref(obj)))
+
+
+def main() -> None:
+    sys.exit(run_function(configure, NAME))
+
+
+if __name__ == "__main__":
+    main()
