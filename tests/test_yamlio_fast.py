@@ -110,3 +110,122 @@ def test_generated_package_dumps_identically() -> None:
     from bench import generate
     doc = {"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": generate.items(200)}
     assert yamlio.dump(doc) == yamlio.dump_pyyaml(doc)
+
+
+# ---- the loader ---------------------------------------------------------------------------------
+
+class _ReferenceLoader(yamlio.Loader):
+    """The loader as it was before the fast paths: PyYAML's own resolver and constructors."""
+
+
+_ReferenceLoader.resolve = yaml.resolver.BaseResolver.resolve
+_ReferenceLoader.descend_resolver = yaml.resolver.BaseResolver.descend_resolver
+_ReferenceLoader.ascend_resolver = yaml.resolver.BaseResolver.ascend_resolver
+
+
+def reference_load(text):
+    return yaml.load(text, Loader=_ReferenceLoader)  # noqa: S506 - safe loader
+
+
+def _styled_view(x):
+    """Data with every scalar's type and remembered style/spelling made visible to ==."""
+    if isinstance(x, dict):
+        return [("map", _styled_view(k), _styled_view(v)) for k, v in x.items()]
+    if isinstance(x, list):
+        return ["seq", *[_styled_view(v) for v in x]]
+    if isinstance(x, float) and math.isnan(x):
+        return (type(x).__name__, "nan", getattr(x, "text", None))
+    return (type(x).__name__, x, getattr(x, "style", None), getattr(x, "text", None))
+
+
+def _ryml_or_fallback(text):
+    # rapidyaml refuses a few valid inputs (e.g. a key starting with '-' right after an
+    # indentless sequence); yamlio.load then parses with libyaml. What must never happen is
+    # rapidyaml returning different data, which is what these tests look for.
+    try:
+        return yamlio._load_ryml(text.encode())
+    except yamlio._fast.Unsupported:
+        return yamlio.load_pyyaml(text)
+
+
+LOADERS = {"libyaml+build": lambda t: yamlio.load(t) if len(t) < yamlio.RYML_MIN_BYTES else None,
+           "rapidyaml": _ryml_or_fallback}
+
+
+def _has_ryml() -> bool:
+    try:
+        import ryml  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+@pytest.fixture(params=[n for n in LOADERS if n != "rapidyaml" or _has_ryml()])
+def fast_load(request):
+    return LOADERS[request.param]
+
+
+def _kpt_like_texts():
+    """Every example file as written, and every example as the ResourceList kpt sends."""
+    for pkg in sorted(p.parent for p in EXAMPLES.rglob("Kptfile")):
+        yield f"{pkg.name}:resourcelist", yamlio.dump(
+            {"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": read_package(pkg)})
+        for f in sorted(pkg.glob("*.yaml")) + [pkg / "Kptfile"]:
+            for i, doc in enumerate(f.read_text().split("\n---\n")):
+                yield f"{pkg.name}/{f.name}#{i}", doc
+
+
+@pytest.mark.parametrize("name,text", list(_kpt_like_texts()), ids=lambda v: v if len(v) < 60 else "")
+def test_loader_equals_reference_on_examples(fast_load, name, text) -> None:
+    assert _styled_view(fast_load(text)) == _styled_view(reference_load(text)), name
+
+
+def test_loader_equals_reference_on_kpt_output(fast_load, tmp_path) -> None:
+    """A generated package as kpt itself serializes it (an exec step that tees its input)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    if shutil.which("kpt") is None:
+        pytest.skip("kpt is not on PATH")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench import generate
+    captured = tmp_path / "rl.yaml"
+    pkg = generate.write_package(tmp_path / "pkg", 50, {"mutators": [{"exec": f"tee {captured}"}]})
+    (pkg / "notes.yaml").write_text(
+        "# a comment\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes # trailing\n"
+        "data:\n  single: 'it''s'\n  double: \"tab\\tnl\\n\"\n  block: |\n    a: b\n     indented\n"
+        "  keep: |+\n    x\n\n  strip: |-\n    y\n  folded: >\n    f\n    g\n  octal: 0644\n  hex: 0x1F\n"
+        "  yes11: yes\n  date: 2024-01-01\n  empty:\n  tilde: ~\n  flow: {a: [1, '2', \"3\"]}\n"
+        "  float: 1e3\n  inf: -.inf\n  \"8080\": quoted key\n  unicode: ünï\n")
+    subprocess.run(["kpt", "fn", "render", "--allow-exec", str(pkg)], check=True, capture_output=True)
+    text = captured.read_text()
+    assert _styled_view(fast_load(text) if fast_load(text) is not None else reference_load(text)) == \
+        _styled_view(reference_load(text))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(documents)
+def test_loader_equals_reference_on_random_documents(fast_load, doc) -> None:
+    text = yamlio.dump_pyyaml(doc)
+    assert _styled_view(fast_load(text)) == _styled_view(reference_load(text))
+
+
+def test_loader_falls_back_on_anchors_tags_and_errors() -> None:
+    big = " " * yamlio.RYML_MIN_BYTES
+    assert yamlio.load("a: &x [1]\nb: *x\n" + big) == {"a": [1], "b": [1]}
+    assert yamlio.load("a: !!str 1\n" + big) == {"a": "1"}
+    with pytest.raises(yamlio.YAMLError):
+        yamlio.load("a: [\n" + big)
+    with pytest.raises(yamlio.YAMLError):
+        yamlio.load("a: [\n")
+
+
+def test_rapidyaml_takes_a_resource_list_without_falling_back() -> None:
+    """The speed claim needs the rapidyaml path to accept what kpt sends."""
+    if not _has_ryml():
+        pytest.skip("rapidyaml is not installed (the fast extra)")
+    items = read_package(EXAMPLES / "oran-focom-ims")
+    text = yamlio.dump({"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": items})
+    assert _styled_view(yamlio._load_ryml(text.encode())) == _styled_view(reference_load(text))

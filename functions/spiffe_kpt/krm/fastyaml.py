@@ -20,6 +20,7 @@ and on every example package.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Callable
 
@@ -33,6 +34,7 @@ class Unsupported(Exception):
 _PLAIN = re.compile(r"[A-Za-z0-9_/.(^$=+~<;\\][\x20-\x7e]*\Z")
 _NOT_PLAIN_INSIDE = (": ", " #", "\t")
 _BREAKS = "\n\r\x85\u2028\u2029"
+_LIBYAML_ONLY_BREAKS = tuple(c.encode() for c in "\x85\u2028\u2029")
 
 
 def make_emitter(resolvers: dict[str, list[tuple[str, re.Pattern[str]]]],
@@ -172,3 +174,102 @@ def _float(v: float) -> str:
     if "." not in text and "e" in text:
         text = text.replace("e", ".0e", 1)
     return text
+
+
+def make_ryml_loader(plain_scalar: Callable[[str], Any], styled_type: type) -> Callable[[bytes], Any] | None:
+    """Build ``load(data: bytes)`` on rapidyaml (the ``rapidyaml`` package), or None without it.
+
+    Why: libyaml composing PyYAML nodes costs ~1 s per 2 MB (Cython node objects, a Python
+    resolver call per scalar); rapidyaml parses the same 2 MB into its arena in ~25 ms and
+    keeps each scalar's style, which the style-preserving loader needs (the Rust parsers on
+    PyPI, yaml-rs and py-yaml12, are faster still but return plain values: a quoted "x" or a
+    0644 cannot be told from x or 644, so they cannot keep our round trip byte-exact).
+    ``plain_scalar(text)`` resolves an unquoted scalar exactly as the PyYAML loader does.
+    Anchors, aliases, tags, several documents and parse errors raise ``Unsupported``: the
+    caller then parses with PyYAML (which reports errors with their line and column)."""
+    try:
+        import ryml  # ~15 ms to import: only worth it for large inputs (see yamlio.load)
+    except ImportError:
+        return None
+    NONE, MAP, SEQ, STREAM, DOC = ryml.NONE, ryml.MAP, ryml.SEQ, ryml.STREAM, ryml.DOC
+    container = MAP | SEQ
+    val_styled = ryml.VAL_SQUO | ryml.VAL_DQUO | ryml.VAL_LITERAL | ryml.VAL_FOLDED
+    key_styled = ryml.KEY_SQUO | ryml.KEY_DQUO | ryml.KEY_LITERAL | ryml.KEY_FOLDED
+    unusual = ryml.KEYANCH | ryml.VALANCH | ryml.KEYREF | ryml.VALREF | ryml.KEYTAG | ryml.VALTAG
+    styles = ((ryml.VAL_DQUO, ryml.KEY_DQUO, '"'), (ryml.VAL_SQUO, ryml.KEY_SQUO, "'"),
+              (ryml.VAL_LITERAL, ryml.KEY_LITERAL, "|"))
+
+    def styled(text: str, flags: int, is_key: bool) -> Any:
+        for vflag, kflag, style in styles:
+            if flags & (kflag if is_key else vflag):
+                return styled_type(text, style)
+        return text  # folded: a plain string, as the PyYAML loader gives
+
+    def load(data: bytes) -> Any:
+        for brk in _LIBYAML_ONLY_BREAKS:
+            if brk in data:
+                raise Unsupported("NEL/LS/PS: line breaks to libyaml (YAML 1.1), not to rapidyaml (1.2)")
+        # rapidyaml prints its parse errors on fd 2; the PyYAML fallback reports them properly.
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+                try:
+                    tree = ryml.parse_in_arena(data)
+                finally:
+                    os.dup2(saved, 2)
+        except Exception as exc:  # ryml.ExceptionParse and friends
+            raise Unsupported(f"rapidyaml: {type(exc).__name__}") from None
+        finally:
+            os.close(saved)
+        typ, first, nxt, key, val = tree.type, tree.first_child, tree.next_sibling, tree.key, tree.val
+
+        def scalar(node: int, flags: int, is_key: bool) -> Any:
+            mv = key(node) if is_key else val(node)
+            text = "" if mv is None else str(mv, "utf-8")
+            if flags & (key_styled if is_key else val_styled):
+                return styled(text, flags, is_key)
+            return plain_scalar(text)
+
+        def walk(node: int, flags: int) -> Any:
+            if flags & unusual:
+                raise Unsupported("anchor, alias or tag")
+            if flags & MAP:
+                out = {}
+                child = first(node)
+                while child != NONE:
+                    cf = typ(child)
+                    if cf & unusual:
+                        raise Unsupported("anchor, alias or tag")
+                    k = scalar(child, cf, True)
+                    out[k] = walk(child, cf) if cf & container else scalar(child, cf, False)
+                    child = nxt(child)
+                return out
+            if flags & SEQ:
+                items = []
+                child = first(node)
+                while child != NONE:
+                    cf = typ(child)
+                    if cf & unusual:
+                        raise Unsupported("anchor, alias or tag")
+                    items.append(walk(child, cf) if cf & container else scalar(child, cf, False))
+                    child = nxt(child)
+                return items
+            return scalar(node, flags, False)
+
+        root = tree.root_id()
+        flags = typ(root)
+        if flags & STREAM:
+            docs = []
+            child = first(root)
+            while child != NONE:
+                docs.append(child)
+                child = nxt(child)
+            if len(docs) != 1:
+                raise Unsupported("not exactly one document")
+            root, flags = docs[0], typ(docs[0])
+        if not flags & container and flags & DOC and not flags & ryml.VAL:
+            return None  # an empty document
+        return walk(root, flags)
+
+    return load
