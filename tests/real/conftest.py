@@ -50,11 +50,9 @@ def upstream_crds_dir() -> Path:
     return d
 
 
-@pytest.fixture(scope="session")
-def real_binaries() -> dict[str, Path]:
-    """Build (first run) or find (cached) every pinned binary."""
+def _ensure_or_fail(names=None) -> dict[str, Path]:
     try:
-        return binaries.ensure_all()
+        return binaries.ensure_all(names)
     except binaries.GoMissing as e:
         pytest.fail(str(e), pytrace=False)
     except binaries.BuildFailed as e:
@@ -62,20 +60,36 @@ def real_binaries() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def session_stack(real_binaries):
+def real_binaries() -> dict[str, Path]:
+    """Build (first run) or find (cached) every pinned binary."""
+    return _ensure_or_fail()
+
+
+@pytest.fixture(scope="session")
+def spire_binaries() -> dict[str, Path]:
+    return _ensure_or_fail(["spire-server", "spire-agent", "spire-controller-manager"])
+
+
+@pytest.fixture(scope="session")
+def kube_binaries() -> dict[str, Path]:
+    return _ensure_or_fail(["etcd", "kube-apiserver"])
+
+
+@pytest.fixture(scope="session")
+def session_stack():
     with Stack() as st:
         yield st
 
 
 @pytest.fixture
-def real_stack(real_binaries):
+def real_stack(spire_binaries):
     """A Stack for one test; its processes are stopped when the test ends, pass or fail."""
     with Stack() as st:
         yield st
 
 
 @pytest.fixture(scope="session")
-def kube(session_stack) -> Kube:
+def kube(kube_binaries, session_stack) -> Kube:
     """etcd + kube-apiserver on loopback with the upstream spire.spiffe.io and Istio CRDs installed."""
     k = session_stack.kube()
     d = upstream_crds_dir()
