@@ -73,6 +73,8 @@ def _value(v: Value, indent: int) -> list[str]:
 def _block(b: Block, indent: int) -> list[str]:
     pad = "    " * indent
     head = " ".join([b.name, *(json.dumps(lbl) for lbl in b.labels)])
+    if not b.body:
+        return [f"{pad}{head} {{}}"]
     lines = [f"{pad}{head} {{"]
     for item in b.body:
         if isinstance(item, Block):
