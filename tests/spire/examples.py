@@ -1,0 +1,92 @@
+"""Example values for the SPIRE packages: what a platform engineer sets before rendering."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from spiffe_kpt.krm import yamlio
+
+from ..pkgtools import REPO, Render, kpt_render
+
+SPIRE = REPO / "blueprints" / "spire"
+EXPECTED = Path(__file__).resolve().parent / "expected"
+RENDERED_PACKAGES = ("spire-server", "spire-agent", "spire-downstream-server")
+
+# The management root of a fleet with one central workload cluster and one nested edge,
+# federated with a partner trust domain.
+ROOT_SPEC: dict[str, Any] = {
+    "trustDomain": "telco.acme.net",
+    "clusterName": "mgmt",
+    "ca": {"ttl": "168h", "keyType": "ec-p256", "subject": {"country": ["DE"], "organization": ["ACME Telco"]}},
+    "svid": {"x509TTL": "1h", "jwtTTL": "5m"},
+    "service": {"type": "LoadBalancer"},
+    "workloadClusters": [{"name": "regional-1", "mode": "central"}, {"name": "edge-1", "mode": "nested"}],
+    "federation": {
+        "bundleEndpoint": {"profile": "https_spiffe", "port": 8443},
+        "peers": [{"trustDomain": "partner.operator.net",
+                   "bundleEndpointURL": "https://spire-bundle.partner-operator.net:8443",
+                   "profile": "https_spiffe",
+                   "endpointSPIFFEID": "spiffe://partner.operator.net/spire/server"}],
+    },
+}
+AGENT_SPEC: dict[str, Any] = {
+    "trustDomain": "telco.acme.net",
+    "clusterName": "regional-1",
+    "server": {"address": "spire.mgmt.acme.net", "port": 8081},
+}
+DOWNSTREAM_SPEC: dict[str, Any] = {
+    "trustDomain": "telco.acme.net",
+    "clusterName": "edge-1",
+    "upstream": {"address": "spire.mgmt.acme.net", "port": 8081, "rootCATTL": "168h"},
+    "offlineTolerance": "12h",
+    "ca": {"ttl": "24h", "keyType": "ec-p256"},
+    "svid": {"x509TTL": "1h", "jwtTTL": "5m"},
+}
+SPECS = {"spire-server": ROOT_SPEC, "spire-agent": AGENT_SPEC, "spire-downstream-server": DOWNSTREAM_SPEC}
+
+
+def set_values(pkg: Path, changes: dict[str, Any], drop: tuple[str, ...] = ()) -> None:
+    """Set spec fields of the package's SpireDeployment, the way a user edits spire-values.yaml."""
+    f = pkg / "spire-values.yaml"
+    obj = yamlio.load(f.read_text())
+    obj["spec"].update(changes)
+    for key in drop:
+        obj["spec"].pop(key, None)
+    f.write_text(yamlio.dump(obj))
+
+
+def copy_package(name: str, dest: Path) -> Path:
+    pkg = dest / name
+    shutil.copytree(SPIRE / name, pkg)
+    return pkg
+
+
+def render_example(name: str, dest: Path, changes: dict[str, Any] | None = None) -> tuple[Path, Render]:
+    pkg = copy_package(name, dest)
+    set_values(pkg, {**SPECS[name], **(changes or {})})
+    return pkg, kpt_render(pkg)
+
+
+def files(pkg: Path) -> dict[str, str]:
+    return {str(p.relative_to(pkg)): p.read_text() for p in sorted(pkg.rglob("*")) if p.is_file()}
+
+
+def resources(pkg: Path) -> list[dict[str, Any]]:
+    out = []
+    for p in sorted(pkg.rglob("*.yaml")):
+        for doc in _load_all(p.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") and doc.get("kind") != "Kptfile":
+                out.append(doc)
+    return out
+
+
+def _load_all(text: str) -> list[Any]:
+    import yaml
+    return list(yaml.safe_load_all(text))
+
+
+def is_local_config(obj: dict[str, Any]) -> bool:
+    ann = (obj.get("metadata") or {}).get("annotations") or {}
+    return str(ann.get("config.kubernetes.io/local-config", "")).lower() == "true"

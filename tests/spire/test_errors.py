@@ -1,0 +1,85 @@
+"""Every bad-value path: exit 1, an error result naming the SpireDeployment and the field,
+a message that says how to fix it, and the package left exactly as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..pkgtools import kpt_render
+from .examples import SPECS, copy_package, files, set_values
+
+pytestmark = pytest.mark.kpt
+
+CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...], str, str]] = [
+    # (case, package, changes, dropped keys, field, message fragment)
+    ("shipped-placeholders", "spire-server", {}, ("__as_shipped__",), "spec.trustDomain", "is a placeholder"),
+    ("placeholder-trust-domain", "spire-agent", {"trustDomain": "example.org"}, (), "spec.trustDomain",
+     "'example.org' is a placeholder"),
+    ("invalid-trust-domain", "spire-server", {"trustDomain": "Telco.ACME.net"}, (), "spec.trustDomain",
+     "contains uppercase letters"),
+    ("placeholder-cluster", "spire-agent", {"clusterName": "example"}, (), "spec.clusterName", "is a placeholder"),
+    ("svid-ttl-above-ca", "spire-server", {"svid": {"x509TTL": "48h"}}, (), "spec.svid.x509TTL",
+     "is above what the CA TTL 168h allows"),
+    ("offline-window", "spire-downstream-server", {"offlineTolerance": "72h"}, (), "spec.offlineTolerance",
+     "can only guarantee 12h of offline operation"),
+    ("duplicate-class", "spire-server",
+     {"workloadClusters": [{"name": "regional-1", "className": "spire-mgmt"}]}, (),
+     "spec.workloadClusters[0].className", "needs its own className"),
+    ("unreachable-service", "spire-server", {"service": {"type": "ClusterIP"}}, (), "spec.service.type",
+     "cannot reach a ClusterIP service"),
+    ("bad-duration", "spire-server", {"ca": {"ttl": "7d"}}, (), "spec.ca.ttl", "Go duration"),
+    ("unknown-field", "spire-agent", {"serverAddress": "x"}, (), "spec.serverAddress", "unknown field"),
+    ("agent-with-server-settings", "spire-agent", {"ca": {"ttl": "24h"}}, (), "spec.ca",
+     "configures a SPIRE server, not an agent"),
+    ("https-spiffe-needs-id", "spire-server",
+     {"federation": {"bundleEndpoint": {"profile": "https_spiffe"},
+                     "peers": [{"trustDomain": "partner.operator.net", "profile": "https_spiffe",
+                                "bundleEndpointURL": "https://b.partner.net"}]}}, (),
+     "spec.federation.peers[0].endpointSPIFFEID", "needs the SPIFFE ID"),
+]
+
+
+@pytest.mark.parametrize("case,name,changes,drop,field,fragment", CASES, ids=[c[0] for c in CASES])
+def test_bad_values_are_rejected(tmp_path: Path, case: str, name: str, changes: dict[str, Any],
+                                 drop: tuple[str, ...], field: str, fragment: str) -> None:
+    pkg = copy_package(name, tmp_path)
+    if drop != ("__as_shipped__",):
+        set_values(pkg, {**SPECS[name], **changes}, drop)
+    before = files(pkg)
+    r = kpt_render(pkg)
+    assert r.exit_code == 1, r.stderr
+    errors = [x for x in r.results if x.get("severity") == "error"]
+    match = [x for x in errors if x.get("field", {}).get("path") == field]
+    assert match, errors
+    res = match[0]
+    assert fragment in res["message"], res["message"]
+    assert res["resourceRef"] == {"apiVersion": "workloadidentity.nephio.org/v1alpha1",
+                                  "kind": "SpireDeployment", "name": name}
+    assert files(pkg) == before
+
+
+def test_agent_cluster_must_match_server(tmp_path: Path) -> None:
+    """A cluster's parent package holding server and agent: their cluster names must agree."""
+    parent = tmp_path / "mgmt"
+    parent.mkdir()
+    (parent / "Kptfile").write_text(
+        "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: mgmt\n  annotations:\n"
+        "    config.kubernetes.io/local-config: \"true\"\npipeline:\n  mutators:\n"
+        "  - image: ghcr.io/spiffe-kpt/spire-config:v0.1.0\n")
+    server = copy_package("spire-server", parent)
+    set_values(server, {**SPECS["spire-server"], "workloadClusters": [], "service": {"type": "ClusterIP"}})
+    agent = copy_package("spire-agent", parent)
+    set_values(agent, {**SPECS["spire-agent"], "clusterName": "mgmt-1",
+                       "server": {"address": "spire-server.spire-server.svc"}})
+    before = files(parent)
+    r = kpt_render(parent)
+    assert r.exit_code == 1
+    res = [x for x in r.results if x.get("field", {}).get("path") == "spec.clusterName"]
+    assert res and "is not one the server" in res[0]["message"] and res[0]["resourceRef"]["name"] == "spire-agent"
+    assert files(parent) == before
+    # Fixed: renders.
+    set_values(agent, {"clusterName": "mgmt"})
+    assert kpt_render(parent).exit_code == 0
