@@ -114,3 +114,30 @@ def test_images_are_pinned() -> None:
                 ref = line.split("image:", 1)[1].strip()
                 tag = ref.rsplit(":", 1)[-1]
                 assert ":" in ref and tag not in ("latest", "nightly") and any(ch.isdigit() for ch in tag), (f, ref)
+
+
+def _configs(rendered: dict[str, Path]) -> list[tuple[str, str, str]]:
+    import yaml
+    out = []
+    for name, pkg in rendered.items():
+        for f in pkg.glob("*configmaps.yaml"):
+            for doc in yaml.safe_load_all(f.read_text()):
+                for key, text in ((doc or {}).get("data") or {}).items():
+                    if key in ("server.conf", "agent.conf"):
+                        out.append((f"{name}/{doc['metadata']['name']}", key, text))
+    return out
+
+
+def test_real_spire_accepts_the_configs(rendered: dict[str, Path], tmp_path: Path) -> None:
+    """`spire-server validate` / `spire-agent validate` of the pinned SPIRE on every generated file
+    (binaries built by tests/real/binaries.py; the real tier builds them if missing)."""
+    import subprocess
+    from ..real import binaries
+    confs = _configs(rendered)
+    assert len(confs) == 4  # root server, agent, downstream server, upstream agent
+    for where, key, text in confs:
+        exe = binaries.ensure("spire-server" if key == "server.conf" else "spire-agent")
+        path = tmp_path / f"{where.replace('/', '_')}.{key}"
+        path.write_text(text)
+        proc = subprocess.run([str(exe), "validate", "-config", str(path)], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, (where, proc.stdout, proc.stderr)
