@@ -228,8 +228,10 @@ def _build_kube_apiserver(out: Path) -> None:
             raise BuildFailed(f"no staging replace directives found in k8s.io/kubernetes@{KUBERNETES_VERSION} go.mod")
         staging_version = "v0." + KUBERNETES_VERSION[len("v1."):]
         replaces = {m: f"{m} {staging_version}" for m in staging}
+        # Only k8s.io/kubernetes is required: requiring every staging module
+        # would make Go fetch the go.mod of unused ones too (e.g.
+        # k8s.io/sample-cli-plugin@v0.34.4, which the proxy here refuses).
         requires = {"k8s.io/kubernetes": KUBERNETES_VERSION}
-        requires.update({m: staging_version for m in staging})
         _wrapper_module(tmp, requires, replaces)
         _seed_go_sum(tmp, ["k8s.io/kubernetes"])
         _run([go, "build", f"-ldflags={LDFLAGS}", "-o", str(out), "k8s.io/kubernetes/cmd/kube-apiserver"],
