@@ -11,6 +11,7 @@ from .krm import ResourceList
 FUNCTIONS: dict[str, tuple[str, str]] = {
     "spiffe-specializer": ("spiffe_kpt.specializer", "specialize"),
     "spiffe-validator": ("spiffe_kpt.validator", "validate_package"),
+    "spiffe-authorization": ("spiffe_kpt.authorization", "authorize"),
 }
 
 

@@ -2,7 +2,7 @@
 
 Why not ``jsonschema``: importing it costs ~90 ms on these machines, more than the rest of a
 function's cold start together, and porch pays start-up on every call. The schemas use a
-documented subset (type, const, enum, properties, required, additionalProperties,
+documented subset (type (a name or a list of names), const, enum, properties, required, additionalProperties,
 propertyNames, items, pattern, minLength, maxLength, minimum, maximum, minItems, $ref to
 #/$defs) plus ``x-hint``, a readable name of what a pattern accepts for messages;
 ``tests/test_schema.py`` checks that this validator and ``jsonschema`` agree on the
@@ -83,8 +83,10 @@ class _Validator:
             err((path, f"must be one of {', '.join(map(str, schema['enum']))}; got {v!r}"))
             return
         t = schema.get("type")
-        if t is not None and not _is_type(v, t):
-            err((path, f"must be of type {t}, got {_type_name(v)} {v!r}"))
+        # A list of types (["integer", "string"]) is JSON Schema's union: any one may match.
+        if t is not None and not (any(_is_type(v, x) for x in t) if isinstance(t, list) else _is_type(v, t)):
+            want = " or ".join(t) if isinstance(t, list) else t
+            err((path, f"must be of type {want}, got {_type_name(v)} {v!r}"))
             return
         if isinstance(v, str):
             if "minLength" in schema and len(v) < schema["minLength"]:

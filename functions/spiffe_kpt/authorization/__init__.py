@@ -1,0 +1,123 @@
+"""The authorization generator: zero-trust policy from the identities' ingress rules.
+
+Reads every WorkloadIdentity's ``spec.ingress`` and the IdentityContext's ``spec.policy``,
+builds one policy model (``rules``) and emits, for each enabled backend, Istio
+(``istio``), Kubernetes NetworkPolicy (``networkpolicy``), MultiNetworkPolicy
+(``multinetworkpolicy``) and Linkerd (``linkerd``) resources, plus a who-may-talk-to-whom
+Mermaid diagram in a local-config ConfigMap (``diagram``). A rule a backend cannot express
+gets a result naming the rule and the backend; a port no enabled backend enforces gets a
+warning. Ownership as everywhere in the project (``api.ownership``): re-render replaces,
+removal deletes, hand-written resources of the same kind and name are errors.
+See README.md beside this file.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+from .. import API_VERSION
+from ..api.ownership import Desired, conflict_results, mark, owner_of, sync
+from ..api.resolve import IDENTITY_CONTEXT, Resolution, condition_type, resolve
+from ..krm import ResourceList, error, info, run_function, warning
+from ..krm.resourcelist import ANN_LOCAL_CONFIG, resource_ref
+from ..krm.results import Result
+from . import diagram, istio, linkerd, multinetworkpolicy, networkpolicy
+from .model import PolicyModel
+from .rules import resolve_rules
+
+NAME = "spiffe-authorization"
+FOLDER = "authorization"
+DIAGRAM_NAME = "authorization-diagram"
+DIAGRAM_KEY = "diagram.mmd"
+
+Builder = Callable[[PolicyModel], tuple[list[tuple[str, dict[str, Any]]], list[Result]]]
+BUILDERS: dict[str, Builder] = {
+    "istio": istio.build,
+    "networkpolicy": networkpolicy.build,
+    "multinetworkpolicy": multinetworkpolicy.build,
+    "linkerd": linkerd.build,
+}
+KINDS = istio.KINDS | networkpolicy.KINDS | multinetworkpolicy.KINDS | linkerd.KINDS | {("v1", "ConfigMap")}
+
+
+def enforcers(model: PolicyModel, network: bool, protocol: str) -> list[str]:
+    """Enabled backends that enforce a port of a rule: meshes carry TCP on the pod network only."""
+    out = []
+    for b in model.backends:
+        if b == "multinetworkpolicy" and network or b == "networkpolicy" and not network \
+                or b in ("istio", "linkerd") and not network and protocol == "TCP":
+            out.append(b)
+    return out
+
+
+def coverage_warnings(model: PolicyModel) -> list[Result]:
+    out = []
+    for rule in model.rules:
+        bare = [p for p in rule.ports if not enforcers(model, rule.network is not None, p.protocol)]
+        if bare:
+            enabled = ", ".join(model.backends) or "none"
+            need = "multinetworkpolicy" if rule.network is not None else "networkpolicy"
+            out.append(warning(
+                f"rule {rule.label}: {', '.join(map(str, bare))} is enforced by no enabled backend "
+                f"(IdentityContext spec.policy.backends: {enabled}); add {need} to spec.policy.backends",
+                rule.target.ref, f"{rule.field_path}.ports"))
+    return out
+
+
+def diagram_configmap(model: PolicyModel) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": DIAGRAM_NAME, "annotations": {ANN_LOCAL_CONFIG: "true"}},
+            "data": {DIAGRAM_KEY: diagram.mermaid(model)}}
+
+
+def authorize(rl: ResourceList) -> None:
+    res: Resolution = resolve(rl)
+    rl.extend(res.results)
+    if not res.ok:
+        return
+    rr = resolve_rules(res.identities, res.context)
+    rl.extend(rr.errors)
+    if rl.has_errors():
+        return
+    model = rr.model
+    ctx = res.context
+    baseline_owner = f"{API_VERSION}.{IDENTITY_CONTEXT}.{ctx.ref.name}" if ctx.ref else ""
+
+    desired: list[Desired] = []
+    for backend in model.backends:
+        objs, results = BUILDERS[backend](model)
+        rl.extend(results)
+        for identity, obj in objs:
+            owner = condition_type(identity) if identity else baseline_owner
+            ns = obj["metadata"].get("namespace", "")
+            desired.append(Desired(mark(obj, owner), f"{FOLDER}/{ns}/{backend}.yaml"))
+    if model.rules and baseline_owner:
+        desired.append(Desired(mark(diagram_configmap(model), baseline_owner), f"{FOLDER}/diagram.yaml"))
+
+    report = sync(rl, frozenset(KINDS), desired)
+    if report.conflicts:
+        rl.extend(conflict_results(report, error))
+        return
+    rl.extend(coverage_warnings(model))
+    if rr.waiting:
+        rl.add(info(f"no authorization policy yet for {', '.join(sorted(rr.waiting))}: "
+                    f"{'; '.join(ctx.missing) or 'the context is not complete'}"))
+    for o in report.deleted:
+        rl.add(info(f"deleted {resource_ref(o).kind} {resource_ref(o).name}: its rule or owner "
+                    f"{owner_of(o)} is gone, or its backend is no longer enabled", resource_ref(o)))
+    counts: dict[str, int] = {}
+    for d in desired:
+        counts[d.obj["kind"]] = counts.get(d.obj["kind"], 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing"
+    backends = ", ".join(model.backends) or "no backend"
+    rl.add(info(f"authorization from {len(model.rules)} rule{'s' if len(model.rules) != 1 else ''} "
+                f"({backends}, defaultDeny {'on' if model.default_deny else 'off'}): generated {summary}"))
+
+
+def main() -> None:
+    sys.exit(run_function(authorize, NAME))
+
+
+if __name__ == "__main__":
+    main()

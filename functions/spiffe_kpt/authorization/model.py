@@ -1,0 +1,120 @@
+"""The policy model: who may reach whom, on which ports, independent of any backend.
+
+Built once from the package's WorkloadIdentity ingress rules (``rules.resolve_rules``) and
+read by every backend (``istio``, ``networkpolicy``, ``multinetworkpolicy``, ``linkerd``) and
+by the diagram, so they cannot disagree about what the rules mean. No YAML here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..krm.results import ResourceRef
+
+BACKENDS = ("istio", "networkpolicy", "multinetworkpolicy", "linkerd")
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
+
+
+@dataclass(frozen=True)
+class Port:
+    number: int
+    protocol: str  # TCP | UDP | SCTP
+    name: str = ""  # the container port name the rule used, if any
+
+    def __str__(self) -> str:
+        return f"{self.protocol} {self.number}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A workload of the package with a resolved identity: what policies select it by."""
+
+    identity: str
+    namespace: str
+    selector: tuple[tuple[str, str], ...]
+    spiffe_id: str
+    ref: ResourceRef
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.selector)
+
+    @property
+    def principal(self) -> str:
+        """Istio's principal: the SPIFFE ID without its scheme."""
+        return self.spiffe_id[len("spiffe://"):]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One entry of a rule's ``from``.
+
+    ``endpoint`` is set for identities of this package (selectable by labels); the others are
+    known only by SPIFFE ID (``principal`` for Istio, which matches a trailing ``*`` as a
+    prefix), plus CIDRs when they run in another cluster the context describes, or a namespace
+    when their ID is Istio-shaped and in this cluster."""
+
+    kind: str  # identity | spiffeID | spiffeIDPrefix | trustDomain
+    value: str
+    field_path: str
+    principal: str
+    endpoint: Endpoint | None = None
+    cluster: str = ""
+    cidrs: tuple[str, ...] = ()
+    namespace: str = ""  # namespace of an out-of-package peer in this cluster, from an ns/sa ID
+
+    def __str__(self) -> str:
+        return self.value + (f" (cluster {self.cluster})" if self.cluster else "")
+
+
+@dataclass(frozen=True)
+class Network:
+    namespace: str
+    name: str
+
+    @property
+    def ref(self) -> str:
+        """The value of k8s.v1.cni.cncf.io/policy-for and of pod network annotations."""
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass
+class Rule:
+    name: str
+    target: Endpoint
+    peers: list[Peer]
+    ports: list[Port]
+    network: Network | None
+    allow_all: bool
+    field_path: str  # spec.ingress[i]
+    description: str = ""
+
+    @property
+    def label(self) -> str:
+        """How results name the rule: '<identity>/<rule>'."""
+        return f"{self.target.identity}/{self.name}"
+
+
+@dataclass(frozen=True)
+class DnsEgress:
+    allow: bool = True
+    namespace: str = "kube-system"
+    pod_labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
+    port: int = 53
+
+
+@dataclass
+class PolicyModel:
+    backends: tuple[str, ...]
+    default_deny: bool
+    dns: DnsEgress
+    rules: list[Rule] = field(default_factory=list)
+    # Resolved identities by name, and the namespaces they live in (sorted): the scope of the
+    # per-namespace baselines. Other namespaces are never touched.
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    namespaces: list[str] = field(default_factory=list)
+    # Identity names whose SPIFFE ID does not follow Istio's ns/<ns>/sa/<sa> shape.
+    non_istio_ids: list[str] = field(default_factory=list)
+
+    def enabled(self, backend: str) -> bool:
+        return backend in self.backends

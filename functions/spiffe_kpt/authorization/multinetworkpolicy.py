@@ -1,0 +1,55 @@
+"""MultiNetworkPolicy backend (k8s.cni.cncf.io/v1beta1) for rules bound to a Multus network.
+
+Telco interfaces (N2, N3, N4) usually live on secondary interfaces that Multus attaches from a
+NetworkAttachmentDefinition; Kubernetes NetworkPolicy and the mesh never see that traffic.
+multi-networkpolicy applies NetworkPolicy's spec and semantics per network, choosing the
+network by the annotation ``k8s.v1.cni.cncf.io/policy-for: <namespace>/<net-attach-def>``.
+So the shape is NetworkPolicy's, per network: a ``default-deny-<network>`` in every namespace of
+the package's identities, ``<identity>-<network>-ingress`` at servers and
+``<identity>-<network>-egress`` at clients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..krm.results import Result
+from .model import Network, PolicyModel
+from .networkpolicy import add_egress, policies, ingress_entry, peers_of
+
+API_VERSION = "k8s.cni.cncf.io/v1beta1"
+KIND = "MultiNetworkPolicy"
+KINDS = frozenset({(API_VERSION, KIND)})
+POLICY_FOR = "k8s.v1.cni.cncf.io/policy-for"
+
+
+def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Result]]:
+    objs: list[tuple[str, dict[str, Any]]] = []
+    results: list[Result] = []
+    by_net: dict[Network, list] = {}
+    for rule in model.rules:
+        if rule.network is not None:
+            by_net.setdefault(rule.network, []).append(rule)
+    for net in sorted(by_net, key=lambda n: n.ref):
+        rules = by_net[net]
+        ingress: dict[str, list[dict[str, Any]]] = {}
+        egress: dict[str, list[dict[str, Any]]] = {}
+        for rule in rules:
+            entries = ingress.setdefault(rule.target.identity, [])
+            entry = ingress_entry(rule, peers_of(rule, "multinetworkpolicy", results))
+            if entry is not None:
+                entries.append(entry)
+            if model.default_deny:
+                add_egress(rule, egress)
+        ann = {POLICY_FOR: net.ref}
+        if model.default_deny:
+            # Every namespace of the package's identities, not only those of this network's rules:
+            # any pod there may be attached to the network, and zero trust covers it too.
+            for ns in model.namespaces:
+                objs.append(("", {"apiVersion": API_VERSION, "kind": KIND, "metadata": {
+                    "name": f"default-deny-{net.name}", "namespace": ns, "annotations": dict(ann)},
+                    "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}))
+        objs.extend(policies(model, ingress, egress,
+                              lambda ident, direction, n=net.name: f"{ident}-{n}-{direction}", ann,
+                              API_VERSION, KIND))
+    return objs, results

@@ -1,0 +1,140 @@
+"""Kubernetes NetworkPolicy backend (networking.k8s.io/v1), and the peer/port logic that
+MultiNetworkPolicy shares (its spec is NetworkPolicy's).
+
+Semantics this relies on (Kubernetes docs): a pod selected by any policy of a direction is
+isolated in that direction, and then allowed exactly the union of those policies' rules; a
+connection needs the server's ingress and the client's egress to allow it. So, under zero
+trust, each namespace of the package's identities gets one ``default-deny`` policy (every pod,
+both directions, DNS egress kept), each protected workload an ``<identity>-ingress`` policy,
+and each client an ``<identity>-egress`` policy towards the servers it may reach.
+
+Peers are selected by the same attestation attributes the registrations use: the identity's
+selector labels and the namespace's immutable ``kubernetes.io/metadata.name`` label. A peer
+outside the package is selected by namespace when its ID is Istio-shaped in this trust domain,
+by ipBlock when it runs in a peer cluster whose CIDRs the context lists, and otherwise cannot
+be expressed: a warning says so, and the peer stays denied (never an empty, allow-all peer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..krm.results import Result, info, warning
+from .model import NAMESPACE_NAME_LABEL, PolicyModel, Port, Rule
+
+API_VERSION = "networking.k8s.io/v1"
+KIND = "NetworkPolicy"
+KINDS = frozenset({(API_VERSION, KIND)})
+DEFAULT_DENY = "default-deny"
+
+
+def ns_selector(namespace: str) -> dict[str, Any]:
+    return {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}
+
+
+def ports_of(ports: list[Port]) -> list[dict[str, Any]]:
+    return [{"protocol": p.protocol, "port": p.number} for p in ports]
+
+
+def peers_of(rule: Rule, backend: str, results: list[Result]) -> list[dict[str, Any]]:
+    """The rule's peers as NetworkPolicyPeers; peers that cannot be expressed get a warning."""
+    out: list[dict[str, Any]] = []
+    for peer in rule.peers:
+        if peer.endpoint is not None:
+            out.append({"podSelector": {"matchLabels": peer.endpoint.labels},
+                        "namespaceSelector": ns_selector(peer.endpoint.namespace)})
+        elif peer.cidrs:
+            out.extend({"ipBlock": {"cidr": c}} for c in peer.cidrs)
+            results.append(info(
+                f"{backend}: rule {rule.label} allows {peer} by the pod CIDRs of cluster {peer.cluster} "
+                f"({', '.join(peer.cidrs)}): any pod of that cluster passes this layer; the SPIFFE ID is "
+                "checked only by a mesh backend", rule.target.ref, peer.field_path))
+        elif peer.cluster:
+            results.append(warning(
+                f"{backend}: rule {rule.label} allows {peer}, but {backend} cannot select pods of another "
+                f"cluster and IdentityContext spec.policy.peerClusters gives no CIDRs for {peer.cluster!r}; "
+                f"this peer stays denied by {backend}. Add the cluster's pod CIDRs to spec.policy.peerClusters",
+                rule.target.ref, peer.field_path))
+        elif peer.namespace:
+            out.append({"namespaceSelector": ns_selector(peer.namespace)})
+            results.append(info(
+                f"{backend}: rule {rule.label} allows {peer}, a workload outside the package: {backend} selects it "
+                f"by its namespace {peer.namespace!r} only (any pod there passes this layer)",
+                rule.target.ref, peer.field_path))
+        else:
+            results.append(warning(
+                f"{backend}: rule {rule.label} allows {peer}, which {backend} cannot select (it is not an "
+                "identity of this package, its ID names no namespace of this cluster, and no 'cluster' with "
+                f"CIDRs is given); this peer stays denied by {backend}. Add 'cluster' and "
+                "spec.policy.peerClusters, or rely on a mesh backend", rule.target.ref, peer.field_path))
+    return out
+
+
+def ingress_entry(rule: Rule, peers: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """One ingress rule; None when no peer could be expressed (an entry without 'from' would
+    admit everyone, the opposite of what the rule says)."""
+    if rule.allow_all:
+        return {"ports": ports_of(rule.ports)}
+    if not peers:
+        return None
+    return {"from": peers, "ports": ports_of(rule.ports)}
+
+
+def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Result]]:
+    objs: list[tuple[str, dict[str, Any]]] = []
+    results: list[Result] = []
+    if model.default_deny:
+        for ns in model.namespaces:
+            spec: dict[str, Any] = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+            if model.dns.allow:
+                spec["egress"] = [{
+                    "to": [{"namespaceSelector": ns_selector(model.dns.namespace),
+                            "podSelector": {"matchLabels": dict(model.dns.pod_labels)}}],
+                    "ports": [{"protocol": "UDP", "port": model.dns.port},
+                              {"protocol": "TCP", "port": model.dns.port}]}]
+            objs.append(("", {"apiVersion": API_VERSION, "kind": KIND,
+                              "metadata": {"name": DEFAULT_DENY, "namespace": ns}, "spec": spec}))
+
+    ingress: dict[str, list[dict[str, Any]]] = {}
+    egress: dict[str, list[dict[str, Any]]] = {}
+    for rule in model.rules:
+        if rule.network is not None:
+            continue  # secondary-network traffic is MultiNetworkPolicy's
+        # Seeded even when no peer can be expressed: the policy must exist to isolate the target
+        # when defaultDeny is off (an empty ingress list then denies all, as the rules demand).
+        entries = ingress.setdefault(rule.target.identity, [])
+        entry = ingress_entry(rule, peers_of(rule, "networkpolicy", results))
+        if entry is not None:
+            entries.append(entry)
+        if model.default_deny:
+            add_egress(rule, egress)
+    objs.extend(policies(model, ingress, egress, lambda ident, direction: f"{ident}-{direction}", {}))
+    return objs, results
+
+
+def add_egress(rule: Rule, egress: dict[str, list[dict[str, Any]]]) -> None:
+    """The client side: only clients in the package are ours to open (others are not isolated by us)."""
+    target = rule.target
+    for peer in rule.peers:
+        if peer.endpoint is not None:
+            egress.setdefault(peer.endpoint.identity, []).append({
+                "to": [{"podSelector": {"matchLabels": target.labels},
+                        "namespaceSelector": ns_selector(target.namespace)}],
+                "ports": ports_of(rule.ports)})
+
+
+def policies(model: PolicyModel, ingress: dict[str, list[dict[str, Any]]], egress: dict[str, list[dict[str, Any]]],
+              name: Any, ann: dict[str, str], api_version: str = API_VERSION, kind: str = KIND
+              ) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    for direction, entries, key in (("ingress", ingress, "ingress"), ("egress", egress, "egress")):
+        for ident in sorted(entries):
+            ep = model.endpoints[ident]
+            meta: dict[str, Any] = {"name": name(ident, direction), "namespace": ep.namespace}
+            if ann:
+                meta["annotations"] = dict(ann)
+            out.append((ident, {"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": {
+                "podSelector": {"matchLabels": ep.labels},
+                "policyTypes": [direction.capitalize()],
+                key: entries[ident]}}))
+    return out

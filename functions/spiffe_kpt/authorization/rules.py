@@ -1,0 +1,253 @@
+"""Resolve the package's ingress rules into the policy model, with results for every mistake.
+
+Input: the identities ``api.resolve`` produced and the context. One pass over the rules with
+dict look-ups (identities by name and by SPIFFE ID, container ports by name): linear in the
+number of rules, peers and identities, never quadratic.
+
+Two kinds of findings come back: ``errors`` (the rules cannot mean anything: unknown
+identity, empty ``from`` without ``allowAll``, a port declared by two rules) and
+``advisories`` (the rules mean something but may not do what the author thinks: a port no
+container declares); the validator reports advisories, the generator does not repeat them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..api import workloads as wl
+from ..api.resolve import Context, Identity
+from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
+from ..krm.results import Result, error, warning
+from .model import BACKENDS, DnsEgress, Endpoint, Network, Peer, PolicyModel, Port, Rule
+
+PEER_KINDS = ("identity", "spiffeID", "spiffeIDPrefix", "trustDomain")
+_ISTIO_PATH = re.compile(r"^/ns/([^/]+)/sa/([^/]+)$")
+
+
+@dataclass
+class RuleResolution:
+    model: PolicyModel
+    errors: list[Result] = field(default_factory=list)
+    advisories: list[Result] = field(default_factory=list)
+    # Identities whose rules wait for context (no SPIFFE ID yet).
+    waiting: list[str] = field(default_factory=list)
+
+
+def read_policy_settings(ctx: Context) -> tuple[tuple[str, ...], bool, DnsEgress, dict[str, tuple[str, ...]]]:
+    """(backends, defaultDeny, DNS egress, peer cluster CIDRs) from IdentityContext spec.policy."""
+    policy = ctx.spec.get("policy") or {}
+    backends = tuple(b for b in BACKENDS if b in (policy.get("backends") or []))
+    dns_spec = policy.get("dns") or {}
+    default = DnsEgress()
+    dns = DnsEgress(
+        allow=dns_spec.get("allow", True),
+        namespace=dns_spec.get("namespace", default.namespace),
+        pod_labels=tuple(sorted((dns_spec.get("podLabels") or dict(default.pod_labels)).items())),
+        port=dns_spec.get("port", default.port))
+    clusters = {c["name"]: tuple(c["cidrs"]) for c in policy.get("peerClusters") or []}
+    return backends, policy.get("defaultDeny", True), dns, clusters
+
+
+def endpoint_of(ident: Identity) -> Endpoint:
+    return Endpoint(identity=ident.name, namespace=ident.namespace,
+                    selector=tuple(sorted(ident.selector_labels.items())),
+                    spiffe_id=str(ident.spiffe_id), ref=ident.ref)
+
+
+def container_ports(workload: dict[str, Any]) -> tuple[dict[str, Port], set[tuple[int, str]]]:
+    """Named ports and the (number, protocol) pairs the workload's containers declare."""
+    named: dict[str, Port] = {}
+    exposed: set[tuple[int, str]] = set()
+    spec = wl.pod_spec(workload)
+    for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        for p in (c.get("ports") or []) if isinstance(c, dict) else []:
+            if not isinstance(p, dict) or not isinstance(p.get("containerPort"), int):
+                continue
+            port = Port(p["containerPort"], str(p.get("protocol") or "TCP"), str(p.get("name") or ""))
+            exposed.add((port.number, port.protocol))
+            if port.name:
+                named[port.name] = port
+    return named, exposed
+
+
+def resolve_rules(identities: list[Identity], ctx: Context) -> RuleResolution:
+    backends, default_deny, dns, clusters = read_policy_settings(ctx)
+    model = PolicyModel(backends=backends, default_deny=default_deny, dns=dns)
+    out = RuleResolution(model)
+    by_name = {i.name: i for i in identities}
+    ready = [i for i in identities if i.spiffe_id is not None]
+    for ident in ready:
+        model.endpoints[ident.name] = endpoint_of(ident)
+        if not _ISTIO_PATH.match(ident.spiffe_id.path):  # type: ignore[union-attr]
+            model.non_istio_ids.append(ident.name)
+    model.namespaces = sorted({e.namespace for e in model.endpoints.values()})
+    by_id = {e.spiffe_id: e for e in model.endpoints.values()}
+
+    for ident in identities:
+        rules = ident.spec.get("ingress") or []
+        if not rules:
+            continue
+        if ident.spiffe_id is None:
+            out.waiting.append(ident.name)
+            # Still check what can be checked without context, so mistakes show early.
+        _resolve_identity_rules(ident, rules, by_name, by_id, clusters, ctx, out)
+    return out
+
+
+def _resolve_identity_rules(ident: Identity, rules: list[dict[str, Any]], by_name: dict[str, Identity],
+                            by_id: dict[str, Endpoint], clusters: dict[str, tuple[str, ...]], ctx: Context,
+                            out: RuleResolution) -> None:
+    named, exposed = container_ports(ident.workload)
+    target = out.model.endpoints.get(ident.name)
+    seen_names: dict[str, int] = {}
+    # (port, protocol, network) -> rule that declared it: two rules for one port is a conflict.
+    claimed: dict[tuple[int, str, str], str] = {}
+    for i, raw in enumerate(rules):
+        path = f"spec.ingress[{i}]"
+        rname = raw["name"]
+        before = len(out.errors)
+        if rname in seen_names:
+            out.errors.append(error(
+                f"WorkloadIdentity {ident.name}: two ingress rules are named {rname!r} "
+                f"(spec.ingress[{seen_names[rname]}] and {path}); rule names must be unique within an identity",
+                ident.ref, f"{path}.name", current_value=rname))
+        seen_names.setdefault(rname, i)
+
+        peers = _resolve_peers(ident, rname, raw, path, by_name, by_id, clusters, ctx, out)
+        allow_all = bool(raw.get("allowAll"))
+        if not raw.get("from") and not allow_all:
+            out.errors.append(error(
+                f"WorkloadIdentity {ident.name}: ingress rule {rname!r} has no 'from', which would let every "
+                "peer in; list the peers under 'from', or set allowAll: true if the port really is open to all",
+                ident.ref, f"{path}.from"))
+        elif raw.get("from") and allow_all:
+            out.errors.append(error(
+                f"WorkloadIdentity {ident.name}: ingress rule {rname!r} sets allowAll: true and lists peers "
+                "under 'from'; choose one (allowAll accepts every peer, so the list would mean nothing)",
+                ident.ref, f"{path}.allowAll", current_value=True))
+
+        network = None
+        if raw.get("network"):
+            ns, _, name = raw["network"].rpartition("/")
+            network = Network(ns or ident.namespace, name)
+
+        ports: list[Port] = []
+        for k, rp in enumerate(raw["ports"]):
+            ppath = f"{path}.ports[{k}]"
+            port = _resolve_port(ident, rname, rp, ppath, named, out)
+            if port is None:
+                continue
+            key = (port.number, port.protocol, network.ref if network else "")
+            other = claimed.get(key)
+            if other is not None and other != rname:
+                on = f" on network {network.ref}" if network else ""
+                out.errors.append(error(
+                    f"WorkloadIdentity {ident.name}: ingress rules {other!r} and {rname!r} both declare "
+                    f"{port}{on}; a port's peers are declared once, so merge the two rules' 'from' lists "
+                    "into one rule", ident.ref, ppath, current_value=rp.get("port")))
+                continue
+            claimed[key] = rname
+            if port not in ports:
+                ports.append(port)
+            if (port.number, port.protocol) not in exposed:
+                out.advisories.append(warning(
+                    f"WorkloadIdentity {ident.name}: ingress rule {rname!r} allows {port}, but no container of "
+                    f"{ident.workload_ref} declares that port; add it to the container's ports (or fix the "
+                    "rule) so the allowed port is the one the workload serves", ident.ref, ppath,
+                    current_value=rp.get("port")))
+        if len(out.errors) == before and target is not None:
+            out.model.rules.append(Rule(name=rname, target=target, peers=peers, ports=ports, network=network,
+                                        allow_all=allow_all, field_path=path,
+                                        description=str(raw.get("description") or "")))
+
+
+def _resolve_port(ident: Identity, rname: str, rp: dict[str, Any], path: str, named: dict[str, Port],
+                  out: RuleResolution) -> Port | None:
+    value = rp["port"]
+    if isinstance(value, int):
+        return Port(value, rp.get("protocol", "TCP"))
+    found = named.get(value)
+    if found is None:
+        have = ", ".join(sorted(named)) or "none"
+        out.errors.append(error(
+            f"WorkloadIdentity {ident.name}: ingress rule {rname!r} names port {value!r}, but no container of "
+            f"{ident.workload_ref} has a port of that name (named ports: {have}); use a port number or add "
+            "the name to the container port", ident.ref, f"{path}.port", current_value=value))
+        return None
+    if rp.get("protocol") and rp["protocol"] != found.protocol:
+        out.errors.append(error(
+            f"WorkloadIdentity {ident.name}: ingress rule {rname!r} says port {value!r} is {rp['protocol']}, "
+            f"but the container port {value!r} is {found.protocol} {found.number}; remove 'protocol' or make "
+            "them agree", ident.ref, f"{path}.protocol", current_value=rp["protocol"],
+            proposed_value=found.protocol))
+        return None
+    return found
+
+
+def _resolve_peers(ident: Identity, rname: str, raw: dict[str, Any], path: str, by_name: dict[str, Identity],
+                   by_id: dict[str, Endpoint], clusters: dict[str, tuple[str, ...]], ctx: Context,
+                   out: RuleResolution) -> list[Peer]:
+    peers: list[Peer] = []
+    for j, p in enumerate(raw.get("from") or []):
+        fpath = f"{path}.from[{j}]"
+        kinds = [k for k in PEER_KINDS if k in p]
+        if len(kinds) != 1:
+            out.errors.append(error(
+                f"WorkloadIdentity {ident.name}: ingress rule {rname!r}: each 'from' entry sets exactly one of "
+                f"{', '.join(PEER_KINDS)}; this one sets {', '.join(kinds) or 'none'}. Split it into one entry "
+                "per peer", ident.ref, fpath))
+            continue
+        kind = kinds[0]
+        value = p[kind]
+        cluster = p.get("cluster", "")
+        if cluster == ctx.cluster_name:
+            cluster = ""  # naming this very cluster is the same as not naming one
+        if kind == "identity":
+            if cluster:
+                out.errors.append(error(
+                    f"WorkloadIdentity {ident.name}: ingress rule {rname!r}: 'identity' names a WorkloadIdentity "
+                    f"of this package, which runs in this cluster; for a peer in cluster {cluster!r} use its "
+                    "spiffeID (or spiffeIDPrefix) with 'cluster'", ident.ref, f"{fpath}.cluster",
+                    current_value=cluster))
+                continue
+            peer_ident = by_name.get(value)
+            if peer_ident is None:
+                known = ", ".join(sorted(by_name)) or "none"
+                out.errors.append(error(
+                    f"WorkloadIdentity {ident.name}: ingress rule {rname!r} allows identity {value!r}, which is "
+                    f"not a WorkloadIdentity of this package (identities: {known}); fix the name, or use "
+                    "spiffeID for a workload outside the package", ident.ref, f"{fpath}.identity",
+                    current_value=value))
+                continue
+            ep = out.model.endpoints.get(value)
+            if ep is not None:
+                peers.append(Peer(kind, value, fpath, ep.principal, endpoint=ep))
+            continue
+        try:
+            if kind == "spiffeID":
+                sid = parse(value)
+                principal, td, spath = sid.istio_principal, sid.trust_domain, sid.path
+            elif kind == "spiffeIDPrefix":
+                sid = parse(value.rstrip("/"))
+                principal, td, spath = sid.istio_principal + "/*", sid.trust_domain, ""
+            else:
+                td = validate_trust_domain(value)
+                principal, spath = td + "/*", ""
+        except SpiffeIDError as exc:
+            out.errors.append(error(f"WorkloadIdentity {ident.name}: ingress rule {rname!r}: {kind} {value!r} is "
+                                    f"not valid: {exc}", ident.ref, f"{fpath}.{kind}", current_value=value))
+            continue
+        if kind == "spiffeID" and not cluster and value in by_id:
+            # An exact ID of an identity in the package: select its pods like an 'identity' peer.
+            ep = by_id[value]
+            peers.append(Peer(kind, value, fpath, principal, endpoint=ep))
+            continue
+        namespace = ""
+        m = _ISTIO_PATH.match(spath)
+        if m and not cluster and td == ctx.trust_domain:
+            namespace = m.group(1)
+        peers.append(Peer(kind, value, fpath, principal, cluster=cluster, cidrs=clusters.get(cluster, ()),
+                          namespace=namespace))
+    return peers
