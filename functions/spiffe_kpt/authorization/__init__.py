@@ -22,7 +22,7 @@ from ..api.resolve import IDENTITY_CONTEXT, Resolution, condition_type, resolve
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import ANN_LOCAL_CONFIG, resource_ref
 from ..krm.results import Result
-from . import diagram, istio, linkerd, multinetworkpolicy, networkpolicy
+from . import istio, linkerd, multinetworkpolicy, networkpolicy
 from .model import PolicyModel
 from .rules import resolve_rules
 
@@ -66,6 +66,9 @@ def coverage_warnings(model: PolicyModel) -> list[Result]:
 
 
 def diagram_configmap(model: PolicyModel) -> dict[str, Any]:
+    # Imported here, not at the top: `python -m spiffe_kpt.authorization.diagram` must find the
+    # module unimported when the package is loaded first.
+    from . import diagram
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": DIAGRAM_NAME, "annotations": {ANN_LOCAL_CONFIG: "true"}},
             "data": {DIAGRAM_KEY: diagram.mermaid(model)}}

@@ -13,6 +13,7 @@ from ..identity.spiffeid import SpiffeIDError, parse
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import is_local_config, resource_ref
 from ..specializer import identity_status
+from ..authorization.checks import check_authorization
 
 NAME = "spiffe-validator"
 
@@ -58,6 +59,10 @@ def validate_package(rl: ResourceList) -> None:
         elif not status and ident.spiffe_id is not None:
             rl.add(warning(f"WorkloadIdentity {ident.name}: status is empty; run spiffe-specializer before "
                            "spiffe-validator so the resolved ID is recorded", ident.ref, "status"))
+
+    # Authorization rules: dangling peers, conflicts, unexposed ports, unprotected workloads.
+    if res.ok:
+        rl.extend(check_authorization(rl.items, res))
 
     if not rl.has_errors():
         waiting = sum(1 for i in res.identities if i.spiffe_id is None)
