@@ -87,7 +87,7 @@ def test_diagram_configmap_is_local_config(objects: list[dict]) -> None:
     cm = [o for o in objects if o["kind"] == "ConfigMap"]
     assert len(cm) == 1 and cm[0]["metadata"]["annotations"]["config.kubernetes.io/local-config"] == "true"
     text = cm[0]["data"]["diagram.mmd"]
-    assert text.startswith("flowchart LR") and "n4: UDP 8805 on core-up/n4" in text
+    assert text.startswith("flowchart LR") and "n4 (N4 PFCP): UDP 8805 on core-up/n4" in text
 
 
 @pytest.mark.parametrize("bad,ok", [({"port": 0}, False), ({"port": 65536}, False), ({"port": 8805}, True),

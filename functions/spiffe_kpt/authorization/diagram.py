@@ -21,7 +21,7 @@ def _q(text: str) -> str:
 
 def _edge_label(rule: Rule) -> str:
     ports = ", ".join(str(p) for p in rule.ports)
-    label = f"{rule.name}: {ports}"
+    label = f"{rule.name} ({rule.description}): {ports}" if rule.description else f"{rule.name}: {ports}"
     if rule.network is not None:
         label += f" on {rule.network.ref}"
     return label
