@@ -77,7 +77,8 @@ def test_controller_manager_registers_matching_pods_only(kube, real_stack):
     assert spiffe_id_str(e["parent_id"]) == \
         f"spiffe://{TRUST_DOMAIN}/spire/agent/k8s_psat/{CLUSTER}/{node.metadata.uid}"
     selectors = sorted(f"{s['type']}:{s['value']}" for s in e["selectors"])
-    assert selectors == sorted([f"k8s:ns:{ns}", f"k8s:pod-uid:{upf.metadata.uid}"]), selectors
+    # the pod is pinned by its UID; the node by the parent ID
+    assert selectors == [f"k8s:pod-uid:{upf.metadata.uid}"], selectors
 
     # The foreign-class ClusterSPIFFEID was never touched by this controller.
     other = kube.custom().get_cluster_custom_object("spire.spiffe.io", "v1alpha1",
