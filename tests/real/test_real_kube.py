@@ -52,16 +52,20 @@ def test_cluster_spiffe_id_applied_server_side(kube):
     kube.kubectl("delete", "clusterspiffeid", "upf-identity")
 
 
-def test_schema_violation_is_rejected(kube):
+@pytest.mark.parametrize("change, field", [
+    # wrong type: a label selector must be an object
+    (("  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: upf\n", "  podSelector: app=upf\n"),
+     "podSelector"),
+    # unknown field: strict field validation
+    (("  ttl: 1h\n", "  ttl: 1h\n  notAField: true\n"), "notAField"),
+])
+def test_schema_violation_is_rejected(kube, change, field):
     """The apiserver really validates against the upstream schema (no --validate=false)."""
-    bad = CLUSTER_SPIFFE_ID.replace("name: upf-identity", "name: bad-identity").replace(
-        "  ttl: 1h\n", "  ttl: 1h\n  notAField: true\n").replace(
-        "  podSelector:\n    matchLabels:\n      app.kubernetes.io/name: upf\n",
-        "  podSelector: app=upf\n")
+    bad = CLUSTER_SPIFFE_ID.replace("name: upf-identity", "name: bad-identity").replace(*change)
+    assert bad != CLUSTER_SPIFFE_ID.replace("name: upf-identity", "name: bad-identity")
     p = kube.kubectl("apply", "--server-side", "-f", "-", input=bad, check=False)
     assert p.returncode != 0
-    assert "podSelector" in p.stderr
-    assert "notAField" in p.stderr  # strict field validation
+    assert field in p.stderr, p.stderr
     p = kube.kubectl("get", "clusterspiffeid", "bad-identity", check=False)
     assert p.returncode != 0 and "NotFound" in p.stderr
 
