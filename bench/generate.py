@@ -14,7 +14,7 @@ from spiffe_kpt.krm import yamlio
 LOCAL = {"config.kubernetes.io/local-config": "true"}
 
 
-def workload(i: int, namespaces: int = 10) -> list[dict[str, Any]]:
+def workload(i: int, namespaces: int = 10, rules: bool = False) -> list[dict[str, Any]]:
     name, ns = f"nf-{i}", f"core-{i % namespaces}"
     deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
               "spec": {"replicas": 1, "selector": {"matchLabels": {"name": name}},
@@ -28,23 +28,39 @@ def workload(i: int, namespaces: int = 10) -> list[dict[str, Any]]:
     wi = {"apiVersion": "workloadidentity.nephio.org/v1alpha1", "kind": "WorkloadIdentity",
           "metadata": {"name": name, "annotations": dict(LOCAL)},
           "spec": {"workloadRef": {"kind": "Deployment", "name": name}, "svid": {"x509TTL": "1h"}}}
+    if rules and i > 0:
+        # A chain of N4/SBI-like flows: each workload is reached by the previous one, so every
+        # rule names another identity of the package (what rule resolution must look up).
+        wi["spec"]["ingress"] = [
+            {"name": "pfcp", "from": [{"identity": f"nf-{i - 1}"}], "ports": [{"port": "pfcp"}]},
+            {"name": "sbi", "from": [{"identity": f"nf-{i - 1}"}] + ([{"identity": "nf-0"}] if i > 1 else []),
+             "ports": [{"port": 8080, "protocol": "TCP"}]}]
     return [deploy, wi]
+
+
+def rules_api() -> bool:
+    """Whether WorkloadIdentity has authorization rules (spec.ingress) in this version."""
+    import json
+    schema = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "WorkloadIdentity.json").read_text())
+    return "ingress" in schema.get("properties", {}).get("spec", {}).get("properties", {})
 
 
 def context(cluster: str = "edge-1", trust_domain: str = "telco.net", region: str = "eu-1") -> dict[str, Any]:
     return {"apiVersion": "workloadidentity.nephio.org/v1alpha1", "kind": "IdentityContext",
             "metadata": {"name": "identity-context", "annotations": dict(LOCAL)},
-            "spec": {"trustDomain": trust_domain, "clusterName": cluster, "region": region, "idFormat": "cluster"}}
+            "spec": {"trustDomain": trust_domain, "clusterName": cluster, "region": region, "idFormat": "cluster",
+                     **({"className": "spiffe-kpt", "policy": {"backends": ["istio", "networkpolicy"]}}
+                        if rules_api() else {})}}
 
 
-def items(n: int) -> list[dict[str, Any]]:
+def items(n: int, rules: bool = False) -> list[dict[str, Any]]:
     out = [context()]
     for i in range(n):
-        out.extend(workload(i))
+        out.extend(workload(i, rules=rules))
     return out
 
 
-def write_package(root: Path, n: int, pipeline: dict[str, Any]) -> Path:
+def write_package(root: Path, n: int, pipeline: dict[str, Any], rules: bool = False) -> Path:
     """A kpt package of n workloads in root, one file per 100 workloads (as large packages are split)."""
     root.mkdir(parents=True, exist_ok=True)
     kptfile = {"apiVersion": "kpt.dev/v1", "kind": "Kptfile",
@@ -54,6 +70,6 @@ def write_package(root: Path, n: int, pipeline: dict[str, Any]) -> Path:
     for start in range(0, n, 100):
         docs = []
         for i in range(start, min(n, start + 100)):
-            docs.extend(workload(i))
+            docs.extend(workload(i, rules=rules))
         (root / f"workloads-{start // 100:04d}.yaml").write_text("---\n".join(yamlio.dump(d) for d in docs))
     return root
