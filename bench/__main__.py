@@ -170,7 +170,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("")
     cs = report.get("cold_start")
     if cs:
-        lines += [f"## {TITLES['cold_start']}", "", f"20-resource package, {cs['runs']} runs, interleaved.", "",
+        lines += [f"## {TITLES['cold_start']}", "", f"20-resource package, {cs['runs']} runs, interleaved; bytecode compiled, as pip and the "
+                  "images install it.", "",
                   "| program | median | min..max | ratio |", "|---|---:|---:|---:|"]
         for r in cs["rows"]:
             lines.append(f"| {r['program']} | {r['median_ms']:.0f} ms | {r['min_ms']:.0f}..{r['max_ms']:.0f} ms | "

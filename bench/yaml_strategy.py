@@ -79,6 +79,11 @@ def strategies() -> list[tuple[str, Callable[[str], Any] | None, Callable[[Any],
         out.append(("py-yaml12 (Rust; no styles)", yaml12.parse_yaml, None))
     except ImportError:
         pass
+    try:
+        import fast_yaml  # the fastyaml-rs package
+        out.append(("fastyaml-rs (Rust; no styles)", fast_yaml.safe_load, None))
+    except ImportError:
+        pass
     return out
 
 
