@@ -11,6 +11,8 @@ from .krm import ResourceList
 FUNCTIONS: dict[str, tuple[str, str]] = {
     "spiffe-specializer": ("spiffe_kpt.specializer", "specialize"),
     "spiffe-validator": ("spiffe_kpt.validator", "validate_package"),
+    "spiffe-attestation": ("spiffe_kpt.attestation", "make_attestable"),
+    "spiffe-registration": ("spiffe_kpt.registration", "register"),
     "spiffe-authorization": ("spiffe_kpt.authorization", "authorize"),
 }
 

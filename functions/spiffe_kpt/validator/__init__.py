@@ -13,6 +13,8 @@ from ..identity.spiffeid import SpiffeIDError, parse
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import is_local_config, resource_ref
 from ..specializer import identity_status
+from ..attestation import check_selector_overlaps
+from ..registration.checks import check_registrations
 from ..authorization.checks import check_authorization
 
 NAME = "spiffe-validator"
@@ -60,6 +62,10 @@ def validate_package(rl: ResourceList) -> None:
             rl.add(warning(f"WorkloadIdentity {ident.name}: status is empty; run spiffe-specializer before "
                            "spiffe-validator so the resolved ID is recorded", ident.ref, "status"))
 
+    # Attestation and registration: selectors that reach a neighbour's pods, SPIRE pitfalls.
+    if res.ok:
+        rl.extend(check_selector_overlaps(rl.items, res.identities))
+    rl.extend(check_registrations(rl, res))
     # Authorization rules: dangling peers, conflicts, unexposed ports, unprotected workloads.
     if res.ok:
         rl.extend(check_authorization(rl.items, res))
