@@ -159,7 +159,7 @@ def make_attestable(rl: ResourceList) -> None:
     if report.created:
         rl.add(info("created ServiceAccount " + ", ".join(
             f"{resource_ref(o).namespace}/{resource_ref(o).name}" for o in report.created)
-            + " (the package did not have them; the workloads now run as them)"))
+            + f" (not in the package; {'its workload runs' if len(report.created) == 1 else 'their workloads run'} as it now)"))
     for o in report.deleted:
         rl.add(info(f"deleted ServiceAccount {resource_ref(o).namespace}/{resource_ref(o).name}: its "
                     f"identity ({owner_of(o)}) is gone and no workload runs as it", resource_ref(o)))
