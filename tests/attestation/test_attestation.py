@@ -1,0 +1,234 @@
+"""spiffe-attestation: what it puts on the workloads, what it creates, and every refusal.
+
+Each error case asserts the message, resourceRef, field path and exit code 1 (items untouched)."""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import pytest
+
+from spiffe_kpt.attestation import make_attestable
+from spiffe_kpt.krm import yamlio
+
+from ..pkgtools import EXAMPLES, copy_package, git_diff, git_snapshot, kpt_render
+from ..registration.helpers import WI_API, assert_failed_untouched, find, items_of, of_kind, run, the_result
+
+
+def attested(items: list[dict]) -> list[dict]:
+    doc, code = run(items, make_attestable)
+    assert code == 0, doc.get("results")
+    return doc["items"]
+
+
+def pod(obj: dict) -> dict:
+    return obj["spec"]["template"]
+
+
+def test_service_account_labels_namespace_and_service_account_object() -> None:
+    items = items_of("oran-focom-ims")
+    ims = find(items, "StatefulSet", "ims")
+    del ims["metadata"]["namespace"]
+    find(items, "WorkloadIdentity", "ims")["spec"].update(namespace="oran-smo",
+                                                         selector={"labels": {"workload.telco/id": "ims-1"}})
+    out = attested(items)
+    ims = find(out, "StatefulSet", "ims")
+    assert list(ims["metadata"])[:2] == ["name", "namespace"] and ims["metadata"]["namespace"] == "oran-smo"
+    assert pod(ims)["spec"]["serviceAccountName"] == "o2ims"
+    assert pod(ims)["metadata"]["labels"]["workload.telco/id"] == "ims-1"
+    # The existing (immutable) selector is never changed.
+    assert ims["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "ims"}}
+    sa = find(out, "ServiceAccount", "o2ims")
+    assert sa["metadata"]["namespace"] == "oran-smo"
+    assert sa["metadata"]["annotations"]["workloadidentity.nephio.org/owner"] == f"{WI_API}.WorkloadIdentity.ims"
+    assert sa["metadata"]["annotations"]["config.kubernetes.io/path"] == "serviceaccount-o2ims.yaml"
+
+
+def test_selector_is_added_only_where_there_is_none() -> None:
+    items = items_of("oran-focom-ims")
+    del find(items, "Deployment", "focom")["spec"]["selector"]
+    out = attested(items)
+    assert find(out, "Deployment", "focom")["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "focom"}}
+
+
+def test_hand_written_service_account_is_kept_and_not_duplicated() -> None:
+    items = items_of("oran-focom-ims")
+    items.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "focom", "namespace": "oran-smo"},
+                  "automountServiceAccountToken": False})
+    out = attested(items)
+    sas = [i for i in of_kind(out, "ServiceAccount") if i["metadata"]["name"] == "focom"]
+    assert len(sas) == 1 and sas[0]["automountServiceAccountToken"] is False
+    assert "annotations" not in sas[0]["metadata"]
+
+
+def test_default_service_account_is_never_created() -> None:
+    items = items_of("oran-focom-ims")
+    find(items, "Deployment", "focom")["spec"]["template"]["spec"]["serviceAccountName"] = "default"
+    out = attested(items)
+    assert not [i for i in of_kind(out, "ServiceAccount") if i["metadata"]["name"] == "default"]
+
+
+def test_created_service_account_is_deleted_only_when_nothing_runs_as_it() -> None:
+    out = attested(items_of("oran-focom-ims"))
+    without_identity = [i for i in out if not (i["kind"] == "WorkloadIdentity" and i["metadata"]["name"] == "ims")]
+    # The StatefulSet still runs as o2ims: the account stays.
+    assert find(attested(copy.deepcopy(without_identity)), "ServiceAccount", "o2ims")
+    without_workload = [i for i in without_identity if not (i["kind"] == "StatefulSet")]
+    doc, code = run(without_workload, make_attestable)
+    assert code == 0
+    assert not [i for i in of_kind(doc["items"], "ServiceAccount") if i["metadata"]["name"] == "o2ims"]
+
+
+def test_idempotent() -> None:
+    items = items_of("observability")
+    once = attested(items)
+    assert yamlio.dump(attested(copy.deepcopy(once))) == yamlio.dump(once)
+
+
+# ---- the SPIFFE CSI volume -------------------------------------------------------------------
+
+def test_csi_volume_mount_and_endpoint_env() -> None:
+    out = attested(items_of("5g-core/amf"))
+    spec = pod(find(out, "Deployment", "amf-regional"))["spec"]
+    assert {"name": "spiffe-workload-api", "csi": {"driver": "csi.spiffe.io", "readOnly": True}} in spec["volumes"]
+    amf = spec["containers"][0]
+    assert {"name": "spiffe-workload-api", "mountPath": "/run/spiffe", "readOnly": True} in amf["volumeMounts"]
+    assert {"name": "SPIFFE_ENDPOINT_SOCKET", "value": "unix:///run/spiffe/spire-agent.sock"} in amf["env"]
+
+
+def test_csi_into_init_container_only_when_named() -> None:
+    items = items_of("5g-core/smf")
+    out = attested(items)
+    spec = pod(find(out, "Deployment", "smf-regional"))["spec"]
+    assert "volumeMounts" not in spec["initContainers"][0]
+    assert any(m["name"] == "spiffe-workload-api" for m in spec["containers"][0]["volumeMounts"])
+
+
+def test_changing_the_mount_path_moves_mount_and_env() -> None:
+    out = attested(items_of("5g-core/smf"))
+    find(out, "WorkloadIdentity", "smf-regional")["spec"]["workloadAPI"]["csi"]["mountPath"] = "/run/spire"
+    smf = pod(find(attested(out), "Deployment", "smf-regional"))["spec"]["containers"][0]
+    assert [m["mountPath"] for m in smf["volumeMounts"] if m["name"] == "spiffe-workload-api"] == ["/run/spire"]
+    assert [e["value"] for e in smf["env"] if e["name"] == "SPIFFE_ENDPOINT_SOCKET"] == ["unix:///run/spire/spire-agent.sock"]
+
+
+def test_csi_into_a_container_that_does_not_exist() -> None:
+    items = items_of("5g-core/smf")
+    find(items, "WorkloadIdentity", "smf-regional")["spec"]["workloadAPI"]["csi"]["containers"] = ["smf", "sidecar"]
+    doc, code = run(items, make_attestable)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "WorkloadIdentity", "smf-regional", "spec.workloadAPI.csi.containers[1]",
+               "no container 'sidecar'", "smf, wait-nrf")
+
+
+def test_csi_never_overwrites_a_person_s_env_or_mount() -> None:
+    items = items_of("5g-core/smf")
+    smf = pod(find(items, "Deployment", "smf-regional"))["spec"]["containers"][0]
+    smf["env"] = [{"name": "SPIFFE_ENDPOINT_SOCKET", "value": "unix:///tmp/agent.sock"}]
+    doc, code = run(items, make_attestable)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "WorkloadIdentity", "smf-regional", "spec.workloadAPI.csi.containers[0]",
+               "already sets SPIFFE_ENDPOINT_SOCKET='unix:///tmp/agent.sock'")
+    items = items_of("5g-core/smf")
+    pod(find(items, "Deployment", "smf-regional"))["spec"]["volumes"].append({"name": "spiffe-workload-api",
+                                                                               "emptyDir": {}})
+    doc, code = run(items, make_attestable)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "WorkloadIdentity", "smf-regional", "spec.workloadAPI.csi", "rename that volume")
+
+
+@pytest.mark.parametrize("path", ["run/spiffe", "/run/spiffe/", "/a:b"])
+def test_csi_mount_path_must_be_an_absolute_directory(path: str) -> None:
+    items = items_of("5g-core/smf")
+    find(items, "WorkloadIdentity", "smf-regional")["spec"]["workloadAPI"]["csi"]["mountPath"] = path
+    doc, code = run(items, make_attestable)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "WorkloadIdentity", "smf-regional", "spec.workloadAPI.csi.mountPath",
+               "an absolute directory path")
+
+
+# ---- bad input -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["Service", "ConfigMap", "ReplicationController"])
+def test_workload_kinds_that_cannot_carry_an_identity(kind: str) -> None:
+    items = items_of("oran-focom-ims")
+    find(items, "WorkloadIdentity", "focom")["spec"]["workloadRef"]["kind"] = kind
+    doc, code = run(items, make_attestable)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "WorkloadIdentity", "focom", "spec.workloadRef.kind",
+               "must be one of Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod", repr(kind))
+
+
+def test_existing_service_account_contradicting_the_identity() -> None:
+    items = items_of("oran-focom-ims")
+    find(items, "WorkloadIdentity", "focom")["spec"]["serviceAccountName"] = "focom-v2"
+    doc, code = run(items, make_attestable)
+    assert_failed_untouched(doc, code, items)
+    r = the_result(doc, "error", "WorkloadIdentity", "focom", "spec.serviceAccountName", "'focom-v2'", "'focom'")
+    assert r["field"]["currentValue"] == "focom-v2" and r["field"]["proposedValue"] == "focom"
+
+
+def test_existing_namespace_contradicting_the_identity() -> None:
+    items = items_of("oran-focom-ims")
+    find(items, "WorkloadIdentity", "focom")["spec"]["namespace"] = "oran-nonrtric"
+    doc, code = run(items, make_attestable)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "WorkloadIdentity", "focom", "spec.namespace", "'oran-nonrtric'", "'oran-smo'")
+
+
+def test_selector_that_also_matches_another_workloads_pods() -> None:
+    items = items_of("oran-focom-ims")
+    find(items, "WorkloadIdentity", "focom")["spec"]["selector"] = {"labelKeys": ["app.kubernetes.io/part-of"]}
+    doc, code = run(items, make_attestable)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "WorkloadIdentity", "focom", "spec.selector", "app.kubernetes.io/part-of=oran-smo",
+               "also matches the pods of StatefulSet oran-smo/ims", "spec.selector.labels")
+    # The validator reports it too (it trusts nothing earlier steps did).
+    doc, code = run(items, "spiffe-validator")
+    assert code == 1
+    the_result(doc, "error", "WorkloadIdentity", "focom", "spec.selector", "also matches")
+
+
+def test_same_labels_in_another_namespace_do_not_overlap() -> None:
+    items = items_of("oran-focom-ims")
+    find(items, "StatefulSet", "ims")["metadata"]["namespace"] = "oran-o2"
+    find(items, "WorkloadIdentity", "focom")["spec"]["selector"] = {"labelKeys": ["app.kubernetes.io/part-of"]}
+    attested(items)
+
+
+def test_selector_overlap_check_is_linear(tmp_path: Path) -> None:
+    """10,000 workloads in one namespace, each with its own label and a shared one."""
+    items = items_of("oran-focom-ims")
+    for n in range(10_000):
+        items.append({"apiVersion": "apps/v1", "kind": "Deployment",
+                      "metadata": {"name": f"w{n}", "namespace": "oran-smo"},
+                      "spec": {"selector": {"matchLabels": {"app": f"w{n}"}},
+                               "template": {"metadata": {"labels": {"app": f"w{n}", "tier": "x"}},
+                                            "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+        items.append({"apiVersion": WI_API, "kind": "WorkloadIdentity", "metadata": {"name": f"w{n}"},
+                      "spec": {"workloadRef": {"kind": "Deployment", "name": f"w{n}"}}})
+    from spiffe_kpt.attestation import check_selector_overlaps
+    from spiffe_kpt.api.resolve import resolve
+    from spiffe_kpt.krm import ResourceList
+    res = resolve(ResourceList(items))
+    start = time.perf_counter()
+    assert check_selector_overlaps(items, res.identities) == []
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.kpt
+def test_kpt_render_refuses_a_contradicting_service_account(tmp_path: Path) -> None:
+    pkg = copy_package(EXAMPLES / "5g-core" / "upf", tmp_path / "upf")
+    text = (pkg / "deployment.yaml").read_text()
+    (pkg / "deployment.yaml").write_text(text.replace("    spec:\n      containers:",
+                                                      "    spec:\n      serviceAccountName: upf-legacy\n      containers:"))
+    (pkg / "deployment.yaml").write_text((pkg / "deployment.yaml").read_text().replace(
+        "  selector:\n    labelKeys:", "  serviceAccountName: upf\n  selector:\n    labelKeys:"))
+    git_snapshot(pkg)
+    r = kpt_render(pkg)
+    assert r.exit_code == 1 and git_diff(pkg) == ""
+    err = next(x for x in r.results if x.get("severity") == "error")
+    assert err["resourceRef"]["name"] == "upf-edge01" and err["field"]["path"] == "spec.serviceAccountName"
+    assert "'upf'" in err["message"] and "'upf-legacy'" in err["message"]

@@ -1,0 +1,3 @@
+module spiffe-kpt/tests/gotemplate
+
+go 1.21
