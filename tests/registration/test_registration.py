@@ -321,3 +321,25 @@ def test_kpt_render_fails_on_a_hand_written_conflict_and_writes_nothing(tmp_path
     err = next(x for x in r.results if x.get("severity") == "error")
     assert err["resourceRef"]["name"] == "free5gc-upf.upf-edge01" and err["field"]["path"] == "metadata.name"
     assert "not overwritten" in err["message"] and err["file"]["path"] == "mine.yaml"
+
+
+def _controller_config(**fields: str) -> dict:
+    body = "apiVersion: spire.spiffe.io/v1alpha1\nkind: ControllerManagerConfig\n" + \
+        "".join(f"{k}: {v}\n" for k, v in fields.items())
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "spire-controller-manager", "namespace": "spire"},
+            "data": {"controller-manager-config.yaml": body}}
+
+
+def test_validator_checks_a_controller_config_in_the_package_entry_id_prefix() -> None:
+    out = rendered()
+    good = dict(className="spiffe-kpt", trustDomain="smo.telco-operator.net", clusterName="smo-mgmt")
+    doc, code = run(out + [_controller_config(**good, entryIDPrefix="smo-mgmt")], "spiffe-validator")
+    assert code == 0 and not [r for r in doc["results"] if r["severity"] != "info"]
+    doc, code = run(out + [_controller_config(**good)], "spiffe-validator")
+    assert code == 0
+    the_result(doc, "warning", "ConfigMap", "spire-controller-manager", "data.controller-manager-config.yaml",
+               "no entryIDPrefix", "deletes every registration entry")
+    doc, code = run(out + [_controller_config(**{**good, "className": "spire"}, entryIDPrefix="x")], "spiffe-validator")
+    assert code == 1
+    the_result(doc, "error", "ConfigMap", "spire-controller-manager", "data.controller-manager-config.yaml",
+               "className 'spire'", "'spiffe-kpt'", "ignore every registration")

@@ -78,6 +78,7 @@ def check_registrations(rl: ResourceList, res: Resolution) -> list[Result]:
                     ref, "spec.spiffeIDTemplate", current_value=tpl))
 
     out.extend(_check_foreign_selectors(items, res))
+    out.extend(_check_controller_configs(rl, res))
     if res.ok:
         from . import desired_registrations  # the generator's own definition of what it makes
 
@@ -133,4 +134,48 @@ def _check_stale(desired: list, ours: list[dict[str, Any]]) -> list[Result]:
         elif expected.get("spec") != obj.get("spec"):
             out.append(error(f"{ref.kind} {ref.name} is stale: it no longer matches its owner "
                              f"{owner_of(obj)}; run spiffe-registration before spiffe-validator", ref, "spec"))
+    return out
+
+
+def _check_controller_configs(rl: ResourceList, res: Resolution) -> list[Result]:
+    """A spire-controller-manager config in the package must agree with the IdentityContext.
+
+    Only ConfigMaps whose data holds a ControllerManagerConfig are parsed (a substring test
+    first), so the cost stays with the one or two ConfigMaps that are configs."""
+    ctx = res.context
+    out: list[Result] = []
+    if ctx.ref is None:
+        return out
+    for obj in rl.items:
+        if obj.get("kind") != "ConfigMap" or obj.get("apiVersion") != "v1" or not isinstance(obj.get("data"), dict):
+            continue
+        for key, text in obj["data"].items():
+            if not isinstance(text, str) or "ControllerManagerConfig" not in text:
+                continue
+            from ..krm import yamlio
+
+            try:
+                cfg = yamlio.load(str(text))  # a StyledStr is not a str to libyaml
+            except yamlio.YAMLError:
+                continue
+            if not isinstance(cfg, dict) or cfg.get("kind") != "ControllerManagerConfig":
+                continue
+            ref, where = resource_ref(obj), f"data.{key}"
+            if not cfg.get("entryIDPrefix"):
+                out.append(warning(
+                    f"ConfigMap {ref.name}: the spire-controller-manager config in {key} has no entryIDPrefix, so "
+                    "the controller deletes every registration entry on its SPIRE server that it did not create "
+                    "(entries made by hand or by another controller sharing the server). Set entryIDPrefix",
+                    ref, where))
+            for field, want in (("className", ctx.class_name), ("trustDomain", ctx.trust_domain),
+                                ("clusterName", ctx.cluster_name)):
+                have = str(cfg.get(field) or "")
+                if want and have != want:
+                    out.append(error(
+                        f"ConfigMap {ref.name}: the spire-controller-manager config in {key} has {field} "
+                        f"{have or '(none)'!r} but the IdentityContext says {want!r}; "
+                        + ("the controller would ignore every registration of the package"
+                           if field == "className" else "every rendered ID would differ from the resolved one"
+                           if field == "clusterName" else "the controller rejects IDs outside its trust domain"),
+                        ref, where, current_value=have, proposed_value=want))
     return out
