@@ -303,6 +303,11 @@ def load(text: str | bytes) -> Any:
             return _load_ryml(text.encode() if isinstance(text, str) else text)
         except _fast.Unsupported:
             pass
+    return load_libyaml(text)
+
+
+def load_libyaml(text: str | bytes) -> Any:
+    """``load`` without rapidyaml: libyaml nodes, ``_build``, PyYAML constructors as fallback."""
     loader = Loader(text)
     try:
         node = loader.get_single_node()
