@@ -168,6 +168,13 @@ class KptfileView:
 
     def __init__(self, obj: dict[str, Any]):
         self.obj = obj
+        # Position of each condition type and the set of gated types, built on first use and kept
+        # up to date by the methods below: a package with thousands of identities would otherwise
+        # scan the whole list once per identity (quadratic; 10,000 identities cost seconds).
+        self._cond_list: list | None = None
+        self._cond_pos: dict[Any, int] = {}
+        self._gate_list: list | None = None
+        self._gate_types: set[Any] = set()
 
     @property
     def conditions(self) -> list[dict[str, Any]]:
@@ -190,17 +197,31 @@ class KptfileView:
         st = self.obj.setdefault("status", {})
         if not isinstance(st, dict):
             st = self.obj["status"] = {}
-        conds = st.setdefault("conditions", [])
-        for i, c in enumerate(conds):
-            if isinstance(c, dict) and c.get("type") == ctype:
-                conds[i] = {**c, **new}
-                return
+        conds = st.get("conditions")
+        if not isinstance(conds, list):
+            conds = st["conditions"] = []
+        if self._cond_list is not conds:
+            self._cond_list = conds
+            self._cond_pos = {}
+            for i, c in enumerate(conds):
+                if isinstance(c, dict):
+                    self._cond_pos.setdefault(c.get("type"), i)
+        i = self._cond_pos.get(ctype)
+        if i is not None and not (i < len(conds) and isinstance(conds[i], dict) and conds[i].get("type") == ctype):
+            # the list was changed behind this view's back: find the condition the slow way
+            i = next((j for j, c in enumerate(conds) if isinstance(c, dict) and c.get("type") == ctype), None)
+        if i is not None:
+            conds[i] = {**conds[i], **new}
+            self._cond_pos[ctype] = i
+            return
+        self._cond_pos[ctype] = len(conds)
         conds.append(new)
 
     def remove_conditions(self, keep: Callable[[dict[str, Any]], bool]) -> None:
         st = self.obj.get("status")
         if isinstance(st, dict) and isinstance(st.get("conditions"), list):
             st["conditions"] = [c for c in st["conditions"] if keep(c)]
+            self._cond_list = None
             if not st["conditions"]:
                 del st["conditions"]
             if not st:
@@ -209,5 +230,9 @@ class KptfileView:
     def ensure_readiness_gate(self, ctype: str) -> None:
         info = self.obj.setdefault("info", {})
         gates = info.setdefault("readinessGates", [])
-        if not any(isinstance(g, dict) and g.get("conditionType") == ctype for g in gates):
+        if self._gate_list is not gates:
+            self._gate_list = gates
+            self._gate_types = {g.get("conditionType") for g in gates if isinstance(g, dict)}
+        if ctype not in self._gate_types:
+            self._gate_types.add(ctype)
             gates.append({"conditionType": ctype})
