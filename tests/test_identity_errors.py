@@ -221,3 +221,20 @@ def test_real_kpt_fails_with_exit_1_and_writes_nothing(tmp_path: Path) -> None:
     assert err and err[0]["resourceRef"]["kind"] == "IdentityContext"
     assert err[0]["field"]["path"] == "spec.trustDomain"
     assert "lowercase" in err[0]["message"] and "Traceback" not in result.stderr
+
+
+def test_error_hints_stay_short_in_a_large_package() -> None:
+    """A typo in one of many references: the hint lists at most ten names, so neither the message
+    nor the error path grows with the package."""
+    items = base_items()
+    sts = find(items, "StatefulSet", "ims")
+    for i in range(30):
+        extra = copy.deepcopy(sts)
+        extra["metadata"]["name"] = f"ims-{i:02d}"
+        extra["metadata"].setdefault("annotations", {}).pop("config.kubernetes.io/index", None)
+        items.append(extra)
+    find(items, "WorkloadIdentity", "ims")["spec"]["workloadRef"]["name"] = "imss"
+    doc, code = run(items, validate_package)
+    err = assert_single_error(doc, code, "WorkloadIdentity", "ims", "spec.workloadRef.name",
+                              "StatefulSets are: ims, ims-00,", "and 21 more")
+    assert "ims-09" not in err["message"] and "ims-29" not in err["message"]

@@ -188,12 +188,37 @@ def _read_context(ctx: Context, contexts: list[dict[str, Any]], clusters: list[d
             ctx.cluster_name = wc_name
 
 
-def _workload_index(rl: ResourceList) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    index: dict[tuple[str, str], list[dict[str, Any]]] = {}
+class _WorkloadIndex(dict):
+    """(kind, name) -> workloads, plus the per-kind name lists that error hints quote."""
+    names: dict[str, str]
+
+
+def _workload_index(rl: ResourceList) -> _WorkloadIndex:
+    index = _WorkloadIndex()
+    index.names = {}
     for obj in rl.items:
         if wl.is_workload(obj):
             index.setdefault((obj["kind"], wl.name(obj)), []).append(obj)
     return index
+
+
+_LIST_AT_MOST = 10
+
+
+def _short_list(names: list[str]) -> str:
+    """At most ten names in a message: a package with thousands of workloads must not make one
+    error result (and so the whole error path) grow with the package."""
+    if len(names) <= _LIST_AT_MOST:
+        return ", ".join(names)
+    return ", ".join(names[:_LIST_AT_MOST]) + f" and {len(names) - _LIST_AT_MOST} more"
+
+
+def _names_of_kind(index: _WorkloadIndex, kind: str) -> str:
+    """The package's workload names of one kind, computed once per index and kind."""
+    cache = index.names
+    if kind not in cache:
+        cache[kind] = _short_list(sorted(n for (k, n) in index if k == kind))
+    return cache[kind]
 
 
 def _find_workload(wi: dict[str, Any], ref: ResourceRef, index: dict, results: list[Result]) -> dict | None:
@@ -210,8 +235,8 @@ def _find_workload(wi: dict[str, Any], ref: ResourceRef, index: dict, results: l
     if spec.get("namespace") and len(found) > 1:
         found = [o for o in found if wl.namespace(o) in ("", spec["namespace"])]
     if not found:
-        same_kind = sorted(n for (k, n) in index if k == kind)
-        hint = f"the package's {kind}s are: {', '.join(same_kind)}" if same_kind \
+        same_kind = _names_of_kind(index, kind)
+        hint = f"the package's {kind}s are: {same_kind}" if same_kind \
             else f"the package has no {kind} at all"
         results.append(error(f"WorkloadIdentity {ref.name}: spec.workloadRef names {kind} {name!r}, which "
                              f"is not in the package; {hint}. Fix the name or add the workload",
@@ -386,11 +411,12 @@ def check_collisions(identities: list[Identity]) -> list[Result]:
         by_workload.setdefault(ident.workload_ref, []).append(ident)
     for sid, group in by_id.items():
         if len(group) > 1:
-            names = ", ".join(i.name for i in group)
+            names = _short_list([i.name for i in group])
             for ident in group:
+                others = _short_list([o.name for o in group[:_LIST_AT_MOST + 1] if o is not ident])
                 out.append(error(
                     f"WorkloadIdentity {ident.name}: SPIFFE ID {sid} is also the ID of "
-                    f"{', '.join(o.name for o in group if o is not ident)} (identities {names}); two "
+                    f"{others} (identities {names}); two "
                     "workloads must not share an ID: give each its own service account "
                     "(spec.serviceAccountName) or use an ID format that tells them apart",
                     ident.ref, ident.template_field, current_value=sid))
@@ -399,6 +425,7 @@ def check_collisions(identities: list[Identity]) -> list[Result]:
             for ident in group:
                 out.append(error(
                     f"WorkloadIdentity {ident.name}: {wref} is also claimed by "
-                    f"{', '.join(o.name for o in group if o is not ident)}; a workload has exactly one "
+                    f"{_short_list([o.name for o in group[:_LIST_AT_MOST + 1] if o is not ident])}; "
+                    "a workload has exactly one "
                     "identity, remove the extra WorkloadIdentity", ident.ref, "spec.workloadRef"))
     return out
