@@ -194,3 +194,12 @@ def test_kptfile_view_is_linear_in_identities() -> None:
     ratio = min(view_loop() for _ in range(3)) / min(floor_loop() for _ in range(3))
     # quadratic scanning is ~1000x the floor at this size; linear code stays within a small factor
     assert ratio < 40, ratio
+
+
+def test_load_accepts_a_loaded_block_string() -> None:
+    """A ConfigMap value loaded from a literal block is a str subclass that remembers its style;
+    parsing it again (an embedded config file) must work like parsing a plain str."""
+    outer = yamlio.load("data:\n  cfg.yaml: |\n    className: spiffe-kpt\n    n: 1\n  q: \"a: b\"\n")
+    assert type(outer["data"]["cfg.yaml"]) is not str
+    assert yamlio.load(outer["data"]["cfg.yaml"]) == {"className": "spiffe-kpt", "n": 1}
+    assert yamlio.load(outer["data"]["q"]) == {"a": "b"}

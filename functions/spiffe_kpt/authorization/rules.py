@@ -24,6 +24,9 @@ from .model import BACKENDS, DnsEgress, Endpoint, Network, Peer, PolicyModel, Po
 
 PEER_KINDS = ("identity", "spiffeID", "spiffeIDPrefix", "trustDomain")
 _ISTIO_PATH = re.compile(r"^/ns/([^/]+)/sa/([^/]+)$")
+# The project's cluster-scoped ID formats ('cluster', 'region') name the cluster as well: such an
+# ID names a namespace of this cluster when its cluster is the context's.
+_CLUSTER_PATH = re.compile(r"^(?:/region/[^/]+)?/cluster/([^/]+)/ns/([^/]+)/sa/[^/]+$")
 
 
 @dataclass
@@ -245,9 +248,13 @@ def _resolve_peers(ident: Identity, rname: str, raw: dict[str, Any], path: str, 
             peers.append(Peer(kind, value, fpath, principal, endpoint=ep))
             continue
         namespace = ""
-        m = _ISTIO_PATH.match(spath)
-        if m and not cluster and td == ctx.trust_domain:
-            namespace = m.group(1)
+        if not cluster and td == ctx.trust_domain:
+            m = _ISTIO_PATH.match(spath)
+            c = _CLUSTER_PATH.match(spath)
+            if m:
+                namespace = m.group(1)
+            elif c and c.group(1) == ctx.cluster_name:
+                namespace = c.group(2)
         peers.append(Peer(kind, value, fpath, principal, cluster=cluster, cidrs=clusters.get(cluster, ()),
                           namespace=namespace))
     return peers

@@ -308,6 +308,8 @@ def load(text: str | bytes) -> Any:
 
 def load_libyaml(text: str | bytes) -> Any:
     """``load`` without rapidyaml: libyaml nodes, ``_build``, PyYAML constructors as fallback."""
+    if type(text) is not str and isinstance(text, str):
+        text = str(text)  # a StyledStr (e.g. a ConfigMap's block value): libyaml takes exact str only
     loader = Loader(text)
     try:
         node = loader.get_single_node()

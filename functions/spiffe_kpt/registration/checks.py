@@ -155,7 +155,7 @@ def _check_controller_configs(rl: ResourceList, res: Resolution) -> list[Result]
             from ..krm import yamlio
 
             try:
-                cfg = yamlio.load(str(text))  # a StyledStr is not a str to libyaml
+                cfg = yamlio.load(text)
             except yamlio.YAMLError:
                 continue
             if not isinstance(cfg, dict) or cfg.get("kind") != "ControllerManagerConfig":
