@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,12 @@ from .evaluator import Cluster, Pod
 
 AUTHZ_5G = EXAMPLES / "authz-5g-like"
 PIPELINE = ["spiffe-specializer", "spiffe-authorization"]
+# The 5G core as Nephio deploys it: three packages, UPF on edge01, SMF and AMF on regional;
+# their Kptfiles run the whole chain (the service accounts attestation creates are the ones
+# the SPIFFE IDs name).
+FIVE_G_CORE = EXAMPLES / "5g-core"
+FIVE_G_CORE_PIPELINE = ["spiffe-specializer", "spiffe-attestation", "spiffe-registration", "spiffe-authorization",
+                        "spiffe-validator"]
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 
 
@@ -22,6 +29,20 @@ def render(pkg: Path | list[dict[str, Any]], steps: list[str] = PIPELINE) -> tup
 
 def generated(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [o for o in items if "workloadidentity.nephio.org/owner" in ((o.get("metadata") or {}).get("annotations") or {})]
+
+
+def network_refs(annotation: str, namespace: str) -> frozenset[str]:
+    """'<ns>/<nad>' of a pod's Multus networks annotation, in either of its forms: a comma
+    list of '[ns/]name[@interface]', or a JSON list of {"name", "namespace"?, ...}."""
+    text = annotation.strip()
+    if text.startswith("["):
+        return frozenset(f"{n.get('namespace') or namespace}/{n['name']}" for n in json.loads(text))
+    out = set()
+    for n in text.split(","):
+        n = n.strip().split("@")[0]
+        if n:
+            out.add(n if "/" in n else f"{namespace}/{n}")
+    return frozenset(out)
 
 
 def cluster_of(items: list[dict[str, Any]]) -> Cluster:
@@ -38,8 +59,7 @@ def cluster_of(items: list[dict[str, Any]]) -> Cluster:
         tpl = o["spec"]["template"]
         ns = o["metadata"]["namespace"]
         namespaces.add(ns)
-        nets = str((tpl["metadata"].get("annotations") or {}).get(NETWORKS_ANNOTATION, ""))
-        refs = frozenset(n.strip() if "/" in n else f"{ns}/{n.strip()}" for n in nets.split(",") if n.strip())
+        refs = network_refs(str((tpl["metadata"].get("annotations") or {}).get(NETWORKS_ANNOTATION, "")), ns)
         pods[o["metadata"]["name"]] = Pod(o["metadata"]["name"], ns, tuple(sorted(tpl["metadata"]["labels"].items())),
                                           principal=ids.get(o["metadata"]["name"], ""), networks=refs)
     all_nets = frozenset().union(*(p.networks for p in pods.values()))

@@ -12,8 +12,8 @@ Peers are selected by the same attestation attributes the registrations use: the
 selector labels and the namespace's immutable ``kubernetes.io/metadata.name`` label. A peer
 outside the package is selected by namespace when its ID in this trust domain names a namespace
 of this cluster (Istio's ``/ns/<ns>/sa/<sa>``, or the ``cluster``/``region`` format with this
-cluster's name), by ipBlock when it runs in a peer cluster whose CIDRs the context lists, and otherwise cannot
-be expressed: a warning says so, and the peer stays denied (never an empty, allow-all peer).
+cluster's name), by ipBlock when it runs in a peer cluster whose CIDRs the context lists, and
+otherwise cannot be expressed: a warning says so, and the peer stays denied (never an empty, allow-all peer).
 """
 
 from __future__ import annotations
