@@ -1,0 +1,75 @@
+"""spiffe-hydrate is the chain in one step: the real kpt renders every example both ways and the
+packages, results and exit codes must be the same.
+
+Copy A runs the five functions as separate pipeline steps (specializer, attestation,
+registration, authorization as mutators; validator as validator), copy B runs only
+spiffe-hydrate. Everything kpt writes must be equal except the Kptfile's pipeline itself.
+"""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import pytest
+
+from spiffe_kpt.krm import yamlio
+
+from .pkgtools import EXAMPLES, copy_package, kpt_render
+
+IMG = "ghcr.io/spiffe-kpt/{}:v0.1.0"
+CHAIN = {"mutators": [{"image": IMG.format(f)} for f in ("specializer", "attestation", "registration", "authorization")],
+         "validators": [{"image": IMG.format("validator")}]}
+ONE_STEP = {"mutators": [{"image": IMG.format("hydrate")}]}
+
+
+def _examples() -> list[Path]:
+    return sorted(p.parent.parent for p in EXAMPLES.rglob(".expected/config.yaml"))
+
+
+def _set_pipeline(pkg: Path, pipeline: dict) -> None:
+    kf = pkg / "Kptfile"
+    obj = yamlio.load(kf.read_text())
+    obj["pipeline"] = pipeline
+    kf.write_text(yamlio.dump(obj))
+
+
+def _without_pipeline(kptfile: Path) -> dict:
+    obj = yamlio.load(kptfile.read_text())
+    obj.pop("pipeline", None)
+    return obj
+
+
+def _view(results: list[dict]) -> list[tuple]:
+    out = []
+    for r in results:
+        tags = {k: v for k, v in (r.get("tags") or {}).items() if k != "function"}
+        out.append((r.get("severity"), r.get("message"), str(r.get("resourceRef")),
+                    str((r.get("field") or {}).get("path")), str(tags)))
+    return sorted(out)
+
+
+def _tree(pkg: Path) -> set[str]:
+    return {p.relative_to(pkg).as_posix() for p in pkg.rglob("*") if p.is_file()}
+
+
+@pytest.mark.kpt
+@pytest.mark.parametrize("example", _examples(), ids=lambda p: p.relative_to(EXAMPLES).as_posix())
+def test_hydrate_renders_what_the_separate_functions_render(example: Path, tmp_path: Path) -> None:
+    a = copy_package(example, tmp_path / "chain")
+    b = copy_package(example, tmp_path / "hydrate")
+    _set_pipeline(a, CHAIN)
+    _set_pipeline(b, ONE_STEP)
+    ra, rb = kpt_render(a), kpt_render(b)
+    assert ra.exit_code == rb.exit_code, (ra.stderr, rb.stderr)
+    assert _view(ra.results) == _view(rb.results)
+    assert any(r.get("severity") for r in ra.results), "the render reports something to compare"
+    assert _tree(a) == _tree(b)
+    for rel in sorted(_tree(a)):
+        if rel == "Kptfile":
+            assert _without_pipeline(a / rel) == _without_pipeline(b / rel)
+        else:
+            assert filecmp.cmp(a / rel, b / rel, shallow=False), rel
+    if ra.exit_code == 0:
+        # the chain did something: hydrate's equality is not that of two untouched copies
+        assert not filecmp.cmp(a / "Kptfile", example / "Kptfile", shallow=False)
