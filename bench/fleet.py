@@ -12,7 +12,9 @@ fleet:
   the cluster) must all have distinct SPIFFE IDs; other IDs must be unique within a cluster;
 - every SPIFFE ID that a rendered resource refers to (an explicit ``spiffe://`` ID, an Istio
   principal, a ``federatesWith`` trust domain) must resolve to an identity somewhere in the
-  fleet, or to a trust domain the fleet federates with.
+  fleet or in the rest of the deployment (packages rendered once, as they are: for the 5G
+  core's UPF fleet, the regional SMF and AMF its N4 rule names), or to a trust domain the
+  fleet federates with.
 """
 
 from __future__ import annotations
@@ -108,7 +110,24 @@ class FleetReport:
                 "failed_variants": self.failed_variants[:20], "kpt_sample": self.kpt_sample}
 
 
-def simulate(blueprint: Path, variants: int, kpt_sample: int) -> FleetReport:
+def rendered_ids(packages: list[Path], fn: Callable, label: str) -> set[str]:
+    """SPIFFE IDs of the identities of packages rendered once, as they are (no injection)."""
+    from tests.pkgtools import read_package
+    ids: set[str] = set()
+    for pkg in packages:
+        text = yamlio.dump({"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList",
+                            "items": read_package(pkg)})
+        out, code = process(text, fn, label)
+        if code != 0:
+            raise RuntimeError(f"{pkg} does not render (exit {code}); the fleet's references cannot be checked")
+        ids |= {obj["status"]["spiffeID"] for obj in yamlio.load(out)["items"]
+                if obj.get("kind") == "WorkloadIdentity" and (obj.get("status") or {}).get("spiffeID")}
+    return ids
+
+
+def simulate(blueprint: Path, variants: int, kpt_sample: int, rest: list[Path] = ()) -> FleetReport:
+    """Fan ``blueprint`` out to ``variants`` clusters; ``rest``: the other packages of the
+    deployment, rendered once, whose identities the variants may name."""
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.pkgtools import read_package  # items exactly as kpt sends them, path/index annotated
@@ -119,6 +138,7 @@ def simulate(blueprint: Path, variants: int, kpt_sample: int) -> FleetReport:
     ids_by_cluster: dict[str, set[str]] = {}
     fleet_ids: dict[str, str] = {}  # SPIFFE ID -> cluster, for IDs promised unique fleet-wide
     all_ids: set[str] = set()
+    known_ids = rendered_ids(list(rest), fn, label)  # identities outside the fleet it may name
     trust_domains: set[str] = set()
     refs: list[tuple[str, str, str]] = []  # (cluster, where, referenced ID or trust domain)
     for i in range(variants):
@@ -168,17 +188,19 @@ def simulate(blueprint: Path, variants: int, kpt_sample: int) -> FleetReport:
                     refs.append((cluster, f"{where} {path}", "spiffe://" + value))  # Istio drops the scheme
                 elif path.endswith("trustDomain") and kind == "ClusterFederatedTrustDomain":
                     trust_domains.add(value)
+    targets = all_ids | known_ids
     for cluster, where, ref in refs:
         report.references += 1
         if ref.startswith("td:"):
             ok = ref[3:] in trust_domains
         elif ref.endswith("/") or ref.endswith("*"):
             prefix = ref.rstrip("*")
-            ok = any(s.startswith(prefix) for s in all_ids) or ref.split("/")[2] not in trust_domains
+            ok = any(s.startswith(prefix) for s in targets) or ref.split("/")[2] not in trust_domains
         else:
-            # An ID in our trust domains must be an identity of the fleet; an ID in a trust domain
-            # the fleet federates with is outside what this fleet can check.
-            ok = ref in all_ids or ref.split("/")[2] not in {s.split("/")[2] for s in all_ids}
+            # An ID in our trust domains must be an identity of the fleet or of the rest of the
+            # deployment; an ID in a trust domain the fleet federates with is outside what this
+            # fleet can check.
+            ok = ref in targets or ref.split("/")[2] not in {s.split("/")[2] for s in targets}
         if not ok:
             report.unresolved.append(f"{where}: {ref}")
     if kpt_sample:
