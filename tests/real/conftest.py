@@ -88,16 +88,23 @@ def real_stack(spire_binaries):
         yield st
 
 
-@pytest.fixture(scope="session")
-def kube(kube_binaries, session_stack) -> Kube:
-    """etcd + kube-apiserver on loopback with the upstream spire.spiffe.io and Istio CRDs installed."""
-    k = session_stack.kube()
+UPSTREAM_CRD_NAMES = (
+    "clusterspiffeids.spire.spiffe.io", "clusterfederatedtrustdomains.spire.spiffe.io",
+    "clusterstaticentries.spire.spiffe.io", "controllermanagerconfigs.spire.spiffe.io",
+    "authorizationpolicies.security.istio.io", "peerauthentications.security.istio.io",
+)
+
+
+def install_upstream_crds(k: Kube) -> Kube:
+    """Server-side apply the upstream spire.spiffe.io and Istio CRDs and wait until served."""
     d = upstream_crds_dir()
     for f in UPSTREAM_CRD_FILES:
         k.apply_file(d / f)
-    k.wait_crds_established([
-        "clusterspiffeids.spire.spiffe.io", "clusterfederatedtrustdomains.spire.spiffe.io",
-        "clusterstaticentries.spire.spiffe.io", "controllermanagerconfigs.spire.spiffe.io",
-        "authorizationpolicies.security.istio.io", "peerauthentications.security.istio.io",
-    ])
+    k.wait_crds_established(list(UPSTREAM_CRD_NAMES))
     return k
+
+
+@pytest.fixture(scope="session")
+def kube(kube_binaries, session_stack) -> Kube:
+    """etcd + kube-apiserver on loopback with the upstream spire.spiffe.io and Istio CRDs installed."""
+    return install_upstream_crds(session_stack.kube())

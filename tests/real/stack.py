@@ -498,14 +498,16 @@ class SpireServer:
     """
 
     def __init__(self, stack: "Stack", conf_text: str | None = None, *,
-                 trust_domain: str = "example.org", name: str = "spire-server"):
+                 trust_domain: str = "example.org", name: str = "spire-server",
+                 port: int | None = None, flags: bool = True):
         self.stack = stack
+        self.name = name
         self.bin = binaries.ensure("spire-server")
         self.dir = stack.subdir(name)
         self.socket_path = self.dir / "api.sock"
         self.data_dir = self.dir / "data"
         self.data_dir.mkdir()
-        self.port = free_port()
+        self.port = port or free_port()
         if conf_text is None:
             self.health_port = free_port()
             conf_text = DEFAULT_SERVER_CONF.format(
@@ -517,11 +519,12 @@ class SpireServer:
             self.health_port = _health_port(conf_text)
         self.conf_path = self.dir / "server.conf"
         self.conf_path.write_text(conf_text)
-        self.proc = stack.spawn(name, [
-            self.bin, "run", "-config", self.conf_path,
-            "-bindAddress", LOOPBACK, "-serverPort", self.port,
-            "-socketPath", self.socket_path, "-dataDir", self.data_dir,
-        ])
+        # flags=False: the configuration file alone says where to listen and store (a
+        # rendered conf rewritten for this machine); it must then use {dir}/api.sock,
+        # {dir}/data and the port given here.
+        overrides = ["-bindAddress", LOOPBACK, "-serverPort", self.port,
+                     "-socketPath", self.socket_path, "-dataDir", self.data_dir] if flags else []
+        self.proc = stack.spawn(name, [self.bin, "run", "-config", self.conf_path, *overrides])
         wait_until(lambda: self.cli("healthcheck", check=False, timeout=10).returncode == 0,
                    90, f"{name} healthcheck", proc=self.proc, interval=0.5)
         self.trust_domain = self._bundle_trust_domain() or trust_domain
@@ -584,16 +587,25 @@ class SpireAgent:
     """A spire-agent attested to ``server`` with a join token."""
 
     def __init__(self, stack: "Stack", server: SpireServer, *, agent_id_path: str = "/agent/test-node",
-                 conf_text: str | None = None, name: str = "spire-agent"):
+                 conf_text: str | None = None, name: str = "spire-agent", join_token: bool = True,
+                 flags: bool = True, files: dict[str, str] | None = None):
+        """``join_token=False``: the configuration's own NodeAttestor attests the agent
+        (e.g. k8s_psat with a token in ``files``); ``flags=False``: no command-line
+        overrides, the (rewritten) configuration says where everything is.  ``files``
+        are written into the agent's directory first ({dir} in conf_text)."""
         self.bin = binaries.ensure("spire-agent")
+        self.name = name
         self.dir = stack.subdir(name)
         self.server = server
         self.socket_path = self.dir / "agent.sock"
         self.data_dir = self.dir / "data"
         self.data_dir.mkdir()
         self.spiffe_id = f"spiffe://{server.trust_domain}{agent_id_path}"
+        for rel, text in (files or {}).items():
+            (self.dir / rel).write_text(text)
         bundle = self.dir / "bundle.pem"
-        bundle.write_text(server.bundle_pem())
+        if "bundle.pem" not in (files or {}):
+            bundle.write_text(server.bundle_pem())
         if conf_text is None:
             conf_text = DEFAULT_AGENT_CONF.format(
                 data_dir=self.data_dir, server_address=LOOPBACK, server_port=server.port,
@@ -603,12 +615,13 @@ class SpireAgent:
             conf_text = conf_text.replace("{dir}", str(self.dir))
         self.conf_path = self.dir / "agent.conf"
         self.conf_path.write_text(conf_text)
-        token = server.join_token(self.spiffe_id)
-        self.proc = stack.spawn(name, [
-            self.bin, "run", "-config", self.conf_path, "-joinToken", token,
-            "-serverAddress", LOOPBACK, "-serverPort", server.port,
-            "-socketPath", self.socket_path, "-dataDir", self.data_dir,
-        ])
+        argv = [self.bin, "run", "-config", self.conf_path]
+        if join_token:
+            argv += ["-joinToken", server.join_token(self.spiffe_id)]
+        if flags:
+            argv += ["-serverAddress", LOOPBACK, "-serverPort", server.port,
+                     "-socketPath", self.socket_path, "-dataDir", self.data_dir]
+        self.proc = stack.spawn(name, argv)
         wait_until(lambda: run([self.bin, "healthcheck", "-socketPath", self.socket_path],
                                check=False, timeout=10).returncode == 0,
                    90, f"{name} healthcheck", proc=self.proc, interval=0.5)
@@ -659,7 +672,7 @@ class ControllerManager:
     """
 
     def __init__(self, stack: "Stack", kube: Kube, server: SpireServer, config_text: str,
-                 name: str = "spire-controller-manager"):
+                 name: str = "spire-controller-manager", default_cluster_domain: bool = True):
         self.bin = binaries.ensure("spire-controller-manager")
         self.dir = stack.subdir(name)
         cfg = yaml.safe_load(config_text)
@@ -669,7 +682,10 @@ class ControllerManager:
         cfg["health"] = {"healthProbeBindAddress": f"{LOOPBACK}:{self.health_port}"}
         cfg["metrics"] = {"bindAddress": "0"}
         cfg["leaderElection"] = {"leaderElect": False}
-        cfg.setdefault("clusterDomain", "cluster.local")
+        if default_cluster_domain:
+            # unset, the controller looks up the CNAME of kubernetes.default.svc (works in
+            # a pod only; without it it logs an error and templates get an empty .ClusterDomain)
+            cfg.setdefault("clusterDomain", "cluster.local")
         self.conf_path = self.dir / "controller-manager-config.yaml"
         self.conf_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         self.proc = stack.spawn(name, [self.bin, "-config", self.conf_path], env={
