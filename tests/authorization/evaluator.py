@@ -168,6 +168,7 @@ def istio_allows(c: Cluster, flow: Flow) -> bool:
     if not policies:
         return True
     strict = any(p["metadata"]["namespace"] == dst.namespace and p["spec"].get("mtls", {}).get("mode") == "STRICT"
+                 and ("selector" not in p["spec"] or selector_matches(p["spec"]["selector"], _labels(dst)))
                  for p in c.of("security.istio.io/v1", "PeerAuthentication"))
     if strict and not principal:
         return False  # plaintext is refused before authorization

@@ -264,3 +264,18 @@ def test_an_id_naming_no_namespace_of_this_cluster_stays_denied_with_a_warning(s
     ingress, said = _amf_with_sbi_peer(spiffe_id)
     assert ingress == []  # the AMF stays isolated: never an empty (allow-all) peer list
     assert len(said) == 1 and said[0]["severity"] == "warning" and "cannot select" in said[0]["message"]
+
+
+def test_packages_sharing_a_namespace_generate_no_common_object(rendered) -> None:
+    """The SMF and AMF packages both live in free5gc-cp on the regional cluster and are applied
+    by one ConfigSync: two packages emitting the same (kind, namespace, name) would be a
+    conflict there. Every generated object is per identity (PeerAuthentication included)."""
+    def generated(nf: str) -> set[tuple]:
+        return {(o["apiVersion"], o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
+                for o in rendered[nf][0]
+                if "workloadidentity.nephio.org/owner" in (o["metadata"].get("annotations") or {})
+                and (o["metadata"].get("annotations") or {}).get("config.kubernetes.io/local-config") != "true"}
+    smf, amf = generated("smf"), generated("amf")
+    assert any(k[1] == "PeerAuthentication" and k[2] == "free5gc-cp" for k in smf)
+    assert any(k[1] == "PeerAuthentication" and k[2] == "free5gc-cp" for k in amf)
+    assert smf & amf == set()

@@ -4,8 +4,12 @@ Semantics this relies on (Istio's authorization docs): a request to a workload t
 policy selects is denied unless one of those policies' rules matches it; an
 AuthorizationPolicy with an empty spec in a namespace ("allow-nothing") selects every workload
 there and matches nothing, so it denies everything no other ALLOW policy allows. Principals
-are the peer's SPIFFE ID without ``spiffe://`` and only exist under mutual TLS, hence
-PeerAuthentication STRICT in the same namespaces. A trailing ``*`` is a prefix match.
+are the peer's SPIFFE ID without ``spiffe://`` and only exist under mutual TLS, hence a
+PeerAuthentication STRICT for each workload of the package (selected by its identity labels,
+named after the identity). Not namespace-wide: packages that share a namespace (an SMF and an
+AMF package in one core namespace) would emit the same object and collide in ConfigSync, and a
+namespace-wide STRICT would also refuse plaintext to workloads no package of ours describes.
+A trailing ``*`` is a prefix match.
 
 The sidecar only carries TCP: UDP and SCTP rules, and rules bound to a Multus network (whose
 traffic does not pass through the sidecar's interface), are left to the network backends and
@@ -24,7 +28,6 @@ AUTHZ = "AuthorizationPolicy"
 PEER_AUTHN = "PeerAuthentication"
 KINDS = frozenset({(API_VERSION, AUTHZ), (API_VERSION, PEER_AUTHN)})
 ALLOW_NOTHING = "allow-nothing"
-PEER_AUTHN_NAME = "default"  # Istio's name for the namespace-wide PeerAuthentication
 
 
 def _meta(name: str, namespace: str) -> dict[str, Any]:
@@ -39,9 +42,11 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
         for ns in model.namespaces:
             objs.append(("", {"apiVersion": API_VERSION, "kind": AUTHZ, "metadata": _meta(ALLOW_NOTHING, ns),
                               "spec": {}}))
-    for ns in model.namespaces:
-        objs.append(("", {"apiVersion": API_VERSION, "kind": PEER_AUTHN, "metadata": _meta(PEER_AUTHN_NAME, ns),
-                          "spec": {"mtls": {"mode": "STRICT"}}}))
+    for identity in sorted(model.endpoints):
+        ep = model.endpoints[identity]
+        objs.append((identity, {"apiVersion": API_VERSION, "kind": PEER_AUTHN,
+                                "metadata": _meta(identity, ep.namespace),
+                                "spec": {"selector": {"matchLabels": ep.labels}, "mtls": {"mode": "STRICT"}}}))
 
     by_target: dict[str, list[Rule]] = {}
     for rule in model.rules:
