@@ -35,13 +35,13 @@ def test_one_clusterspiffeid_per_identity_with_the_svid_options() -> None:
     items = rendered()
     focom = find(items, "ClusterSPIFFEID", "oran-smo.focom")
     assert focom["spec"] == {
-        "className": "spiffe-kpt",
+        "className": "spire-smo-mgmt",
         "spiffeIDTemplate": "spiffe://{{ .TrustDomain }}/cluster/{{ .ClusterName }}/ns/{{ .PodMeta.Namespace }}"
                             "/sa/{{ .PodSpec.ServiceAccountName }}",
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "oran-smo"}},
         "podSelector": {"matchLabels": {"app.kubernetes.io/name": "focom"}},
         "ttl": "1h", "jwtTtl": "5m"}
-    assert focom["metadata"]["labels"] == {"spire.spiffe.io/class-name": "spiffe-kpt"}
+    assert focom["metadata"]["labels"] == {"spire.spiffe.io/class-name": "spire-smo-mgmt"}
     ann = focom["metadata"]["annotations"]
     assert ann[OWNER] == ann["specializer.nephio.org/owner"] == f"{WI_API}.WorkloadIdentity.focom"
     assert ann["config.kubernetes.io/path"] == "registration/clusterspiffeid-oran-smo.focom.yaml"
@@ -237,16 +237,33 @@ def test_static_entry_outside_the_trust_domain_and_bad_selector() -> None:
 def test_static_entry_gets_the_context_trust_domain() -> None:
     out = rendered_from(_with_static({**GOOD_STATIC, "x509TTL": "24h", "storeSVID": True}))
     cse = find(out, "ClusterStaticEntry", "edge-camera")["spec"]
-    assert cse == {"className": "spiffe-kpt", "spiffeID": "spiffe://smo.telco-operator.net/edge/site-7/camera",
+    assert cse == {"className": "spire-smo-mgmt", "spiffeID": "spiffe://smo.telco-operator.net/edge/site-7/camera",
                    "parentID": "spiffe://smo.telco-operator.net/spire/agent/x509pop/abc",
                    "selectors": ["unix:uid:1000"], "x509SVIDTTL": "24h", "storeSVID": True}
 
 
 # ---- spire-controller-manager pitfalls, reported by the validator ------------------------------
 
-def test_validator_warns_when_the_context_has_no_class_name() -> None:
+def test_class_name_defaults_to_the_spire_packages_name_for_the_cluster() -> None:
+    """No className: spire-<clusterName>, the className blueprints/spire gives the cluster's
+    controller manager, so the two halves agree without configuration; no warning."""
     items = items_of("oran-focom-ims")
     del context(items)["spec"]["className"]
+    out = rendered_from(items)
+    assert find(out, "ClusterSPIFFEID", "oran-smo.focom")["spec"]["className"] == "spire-smo-mgmt"
+    doc, code = run(out, "spiffe-validator")
+    assert code == 0
+    assert not [r for r in doc.get("results", []) if (r.get("field") or {}).get("path") == "spec.className"]
+
+
+def test_validator_warns_when_the_context_has_no_class_name_and_no_cluster() -> None:
+    """Without a cluster name there is nothing to default from: registrations carry no className,
+    which a controller with a className ignores silently; the validator says so."""
+    items = [i for i in items_of("oran-focom-ims") if i["kind"] != "WorkloadCluster"]
+    spec = context(items)["spec"]
+    del spec["className"]
+    spec.pop("clusterName", None)
+    spec["idFormat"] = "istio"
     out = rendered_from(items)
     assert "className" not in find(out, "ClusterSPIFFEID", "oran-smo.focom")["spec"]
     doc, code = run(out, "spiffe-validator")
@@ -260,14 +277,14 @@ def test_validator_errors_on_a_class_name_mismatch() -> None:
     context(out)["spec"]["className"] = "other-class"
     doc, code = run(out, "spiffe-validator")
     assert code == 1
-    the_result(doc, "error", "ClusterSPIFFEID", "oran-smo.focom", "spec.className", "'spiffe-kpt'", "'other-class'",
+    the_result(doc, "error", "ClusterSPIFFEID", "oran-smo.focom", "spec.className", "'spire-smo-mgmt'", "'other-class'",
                "ignores resources of another class")
 
 
 def test_validator_errors_on_an_id_outside_the_controllers_trust_domain() -> None:
     out = rendered()
     out.append({"apiVersion": SPIRE_API, "kind": "ClusterSPIFFEID", "metadata": {"name": "legacy"},
-                "spec": {"className": "spiffe-kpt", "spiffeIDTemplate": "spiffe://example.org/ns/{{ .PodMeta.Namespace }}",
+                "spec": {"className": "spire-smo-mgmt", "spiffeIDTemplate": "spiffe://example.org/ns/{{ .PodMeta.Namespace }}",
                          "podSelector": {"matchLabels": {"legacy": "true"}}}})
     doc, code = run(out, "spiffe-validator")
     assert code == 1
@@ -278,7 +295,7 @@ def test_validator_errors_on_an_id_outside_the_controllers_trust_domain() -> Non
 def test_validator_warns_on_a_hand_written_non_fallback_clusterspiffeid_selecting_our_pods() -> None:
     out = rendered()
     catch_all = {"apiVersion": SPIRE_API, "kind": "ClusterSPIFFEID", "metadata": {"name": "default"},
-                 "spec": {"className": "spiffe-kpt",
+                 "spec": {"className": "spire-smo-mgmt",
                           "spiffeIDTemplate": "spiffe://{{ .TrustDomain }}/ns/{{ .PodMeta.Namespace }}/sa/x"}}
     doc, code = run(out + [catch_all], "spiffe-validator")
     assert code == 0
@@ -332,7 +349,7 @@ def _controller_config(**fields: str) -> dict:
 
 def test_validator_checks_a_controller_config_in_the_package_entry_id_prefix() -> None:
     out = rendered()
-    good = dict(className="spiffe-kpt", trustDomain="smo.telco-operator.net", clusterName="smo-mgmt")
+    good = dict(className="spire-smo-mgmt", trustDomain="smo.telco-operator.net", clusterName="smo-mgmt")
     doc, code = run(out + [_controller_config(**good, entryIDPrefix="smo-mgmt")], "spiffe-validator")
     assert code == 0 and not [r for r in doc["results"] if r["severity"] != "info"]
     doc, code = run(out + [_controller_config(**good)], "spiffe-validator")
@@ -342,4 +359,4 @@ def test_validator_checks_a_controller_config_in_the_package_entry_id_prefix() -
     doc, code = run(out + [_controller_config(**{**good, "className": "spire"}, entryIDPrefix="x")], "spiffe-validator")
     assert code == 1
     the_result(doc, "error", "ConfigMap", "spire-controller-manager", "data.controller-manager-config.yaml",
-               "className 'spire'", "'spiffe-kpt'", "ignore every registration")
+               "className 'spire'", "'spire-smo-mgmt'", "ignore every registration")

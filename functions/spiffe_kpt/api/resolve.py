@@ -18,6 +18,7 @@ from ..identity.spiffeid import SpiffeID, SpiffeIDError, validate_trust_domain
 from ..krm.resourcelist import ResourceList, annotations, resource_ref
 from ..krm.results import ResourceRef, Result, error
 from . import workloads as wl
+from .conventions import default_class_name
 from .schema import validate
 
 WORKLOAD_IDENTITY = "WorkloadIdentity"
@@ -39,6 +40,7 @@ class Context:
     id_format: str = formats.DEFAULT_FORMAT
     id_template: str = ""
     class_name: str = ""
+    class_name_defaulted: bool = False  # className not set: spire-<clusterName>, as the SPIRE packages
     ref: ResourceRef | None = None
     cluster_ref: ResourceRef | None = None
     injection_pending: bool = False
@@ -186,6 +188,13 @@ def _read_context(ctx: Context, contexts: list[dict[str, Any]], clusters: list[d
                     "IdentityContext (the WorkloadCluster is authoritative) or make them equal",
                     ctx.ref, "spec.clusterName", current_value=ctx.cluster_name, proposed_value=wc_name))
             ctx.cluster_name = wc_name
+
+    if ctx.ref is not None and not ctx.class_name and ctx.cluster_name:
+        # The SPIRE packages (spire-config) name a cluster's controller manager spire-<clusterName>
+        # unless told otherwise; defaulting to the same keeps the two halves in step, also when
+        # porch injects only the cluster name.
+        ctx.class_name = default_class_name(ctx.cluster_name)
+        ctx.class_name_defaulted = True
 
 
 class _WorkloadIndex(dict):

@@ -43,7 +43,8 @@ def check_registrations(rl: ResourceList, res: Resolution) -> list[Result]:
     # A context awaiting porch's injection gets its className with the injection.
     if ctx.ref is not None and not ctx.class_name and not ctx.injection_pending and (res.identities or items):
         out.append(warning(
-            f"IdentityContext {ctx.ref.name} has no spec.className, so the registrations carry none; a "
+            f"IdentityContext {ctx.ref.name} has no spec.className and no cluster name to default it from "
+            "(spire-<clusterName>), so the registrations carry none; a "
             "spire-controller-manager configured with a className ignores them silently unless it also sets "
             "watchClassless: true. Set spec.className to the controller's className", ctx.ref, "spec.className"))
 

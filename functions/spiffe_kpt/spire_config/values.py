@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..api.conventions import default_class_name
 from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
 from .durations import DurationError, format_duration, parse_duration
 
@@ -131,10 +132,6 @@ class Values:
         for wc in self.workload_clusters:
             out.append(ControllerManager(wc.name, wc.class_name, wc.entry_id_prefix, wc.kubeconfig_secret))
         return out
-
-
-def default_class_name(cluster: str) -> str:
-    return f"spire-{cluster}"
 
 
 def default_entry_prefix(cluster: str) -> str:
