@@ -60,6 +60,14 @@ class StackError(RuntimeError):
     pass
 
 
+class EntryRefused(StackError):
+    """spire-server refused a registration entry (status message in args[0], result in .result)."""
+
+    def __init__(self, message: str, result: dict):
+        super().__init__(message)
+        self.result = result
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((LOOPBACK, 0))
@@ -376,10 +384,19 @@ class Kube:
         core = self.core()
         self.ensure_namespace(namespace)
         self.ensure_service_account(namespace, service_account)
+        # PodSecurity "restricted"-compliant, so it may be created in any namespace a
+        # package labels with pod-security.kubernetes.io/enforce
         core.create_namespaced_pod(namespace, client.V1Pod(
             metadata=client.V1ObjectMeta(name=name, labels=labels or {}),
-            spec=client.V1PodSpec(node_name=node, service_account_name=service_account,
-                                  containers=[client.V1Container(name="main", image=image)])))
+            spec=client.V1PodSpec(
+                node_name=node, service_account_name=service_account,
+                security_context=client.V1PodSecurityContext(
+                    run_as_non_root=True, run_as_user=10001,
+                    seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault")),
+                containers=[client.V1Container(
+                    name="main", image=image, security_context=client.V1SecurityContext(
+                        allow_privilege_escalation=False,
+                        capabilities=client.V1Capabilities(drop=["ALL"])))])))
         now = datetime.datetime.now(datetime.timezone.utc).isoformat()
         conds = [{"type": t, "status": "True", "lastTransitionTime": now}
                  for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]
@@ -573,8 +590,16 @@ class SpireServer:
         args = ["entry", "create", "-spiffeID", spiffe_id, "-parentID", parent_id]
         for s in selectors:
             args += ["-selector", s]
-        out = self.cli(*args, *extra, "-output", "json").stdout
-        return json.loads(out)
+        p = self.cli(*args, *extra, "-output", "json", check=False)
+        try:
+            res = json.loads(p.stdout)
+            status = res["results"][0]["status"]
+        except (ValueError, KeyError, IndexError):
+            raise StackError(f"`entry create` failed ({p.returncode}): {p.stdout}{p.stderr}") from None
+        # the CLI reports a refused entry in the result's status (exit code aside)
+        if status.get("code", 0) != 0:
+            raise EntryRefused(status.get("message", ""), res)
+        return res
 
 
 def spiffe_id_str(sid: dict | str) -> str:

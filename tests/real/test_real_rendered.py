@@ -41,7 +41,7 @@ from .rendered import (
     example_packages, local_objects, object_ref, render_constant_template, render_example,
     render_spire, start_psat_agent, start_rendered_server, to_yaml, yaml_diff,
 )
-from .stack import LOOPBACK, Stack, spiffe_id_str, wait_until
+from .stack import LOOPBACK, EntryRefused, Stack, spiffe_id_str, wait_until
 
 pytestmark = pytest.mark.real
 
@@ -387,18 +387,23 @@ def test_registration_issues_the_ids_the_specializer_wrote(example, rkube, real_
     cluster = {w["status"]["clusterName"] for w in wids}
     assert len(cluster) == 1
     cluster = cluster.pop()
-    td, class_name = ctx["trustDomain"], ctx["className"]
-    assert {c["spec"]["className"] for c in csids} == {class_name}
+    td = ctx["trustDomain"]
+    class_names = {c["spec"]["className"] for c in csids}
+    assert len(class_names) == 1
+    class_name = class_names.pop()
 
-    # The SPIRE server package for this cluster, with the values the example's context
-    # implies. The className must be set: the package's default is spire-<clusterName>,
-    # the examples use "spiffe-kpt" (see tests/real/README.md).
-    spkg = render_spire("spire-server", tmp_path / "spire", changes={
-        "trustDomain": td, "clusterName": cluster, "controllerManager": {"className": class_name}},
-        drop=("workloadClusters", "federation"))
+    # The SPIRE server package for this cluster, rendered with the example's trust domain
+    # and cluster name and nothing else changed from tests/spire's root values (workload
+    # clusters and federation peers dropped: they add controllers for other clusters). Its
+    # controller manager must carry the className the example's ClusterSPIFFEIDs carry, or
+    # it ignores them without a word.
+    spkg = render_spire("spire-server", tmp_path / "spire", changes={"trustDomain": td, "clusterName": cluster},
+                        drop=("workloadClusters", "federation"))
     cm_text = configmap_data(spkg, "spire-controller-manager", "spire-server")[f"{cluster}.yaml"]
     cm_cfg = yaml.safe_load(cm_text)
-    assert (cm_cfg["trustDomain"], cm_cfg["clusterName"], cm_cfg["className"]) == (td, cluster, class_name)
+    assert (cm_cfg["trustDomain"], cm_cfg["clusterName"]) == (td, cluster)
+    assert cm_cfg["className"] == class_name, \
+        f"the SPIRE package's controller watches className {cm_cfg['className']!r}, the example emits {class_name!r}"
 
     suffix = uuid.uuid4().hex[:6]
     applied: list[dict] = []
@@ -442,11 +447,18 @@ def test_registration_issues_the_ids_the_specializer_wrote(example, rkube, real_
             entries = server.entries()
             return entries if len(entries) >= len(expected) else None
         wait_until(registered, 60, "entries for every workload pod", proc=scm.proc)
-        # let the controller finish its pass; then the set must be exact
-        wait_until(lambda: all(((rkube.custom().get_cluster_custom_object(
-            "spire.spiffe.io", "v1alpha1", "clusterspiffeids", c["metadata"]["name"]).get("status") or {})
-            .get("stats") or {}).get("podsSelected") == 1 for c in csids), 30, "ClusterSPIFFEID status", proc=scm.proc)
+        # let the controller finish its pass (every ClusterSPIFFEID reports); then the
+        # entries must be exactly one per workload pod
+        def stats():
+            out = {c["metadata"]["name"]: (rkube.custom().get_cluster_custom_object(
+                "spire.spiffe.io", "v1alpha1", "clusterspiffeids", c["metadata"]["name"]).get("status") or {})
+                .get("stats") or {} for c in csids}
+            return out if all(st.get("podsSelected") for st in out.values()) else None
+        reported = wait_until(stats, 30, "ClusterSPIFFEID status", proc=scm.proc)
         entries = server.entries()
+        for name, st in reported.items():
+            assert (st["podsSelected"], st.get("entryFailures", 0), st.get("namespacesIgnored", 0)) == (1, 0, 0), \
+                (name, st)
 
         by_pod = {}
         for e in entries:
@@ -624,21 +636,26 @@ def test_downstream_server_chains_to_the_root(rkube, real_stack, spire_pkgs, tmp
 
     # Register the downstream server at the root as the package says: the rendered
     # downstream-registration ClusterSPIFFEID, which the root's controller manager for
-    # edge-1 reconciles. Mirrored here with `entry create`: its SPIFFE ID (template
-    # rendered with the controller's trust domain and cluster name), downstream, parent =
-    # the upstream agent. The selector is the unix uid of this process (the k8s workload
-    # attestor would use the pod UID, which needs a kubelet).
-    reg = next(o for o in cluster_objects(ds_pkg) if o["kind"] == "ClusterSPIFFEID")
-    root_cm = yaml.safe_load(configmap_data(root_pkg, "spire-controller-manager", "spire-server")["edge-1.yaml"])
-    assert reg["spec"]["className"] == root_cm["className"], \
-        "the downstream registration is not reconciled by the root's controller for edge-1"
-    assert reg["spec"]["downstream"] is True
-    ds_id = render_constant_template(reg["spec"]["spiffeIDTemplate"], TrustDomain=root_cm["trustDomain"],
-                                     ClusterName=root_cm["clusterName"])
-    assert ds_id == f"spiffe://{ROOT_TD}/spire/downstream/edge-1"
-    entry = root.create_entry(ds_id, up.agent.spiffe_id, [f"unix:uid:{UID}"], "-downstream")
+    # edge-1 reconciles (test_downstream_registration_* run that for real). Mirrored here
+    # with `entry create`: its SPIFFE ID (template rendered with the controller's trust
+    # domain and cluster name), downstream, parent = the upstream agent. The selector is
+    # the unix uid of this process (the k8s workload attestor would use the pod UID, which
+    # needs a kubelet).
+    reg, root_cm, rendered_id = _downstream_registration(root_pkg, ds_pkg)
+    assert rendered_id == f"spiffe://{ROOT_TD}/spire/downstream/edge-1"
+    try:
+        entry = root.create_entry(rendered_id, up.agent.spiffe_id, [f"unix:uid:{UID}"], "-downstream")
+        ds_id = rendered_id
+    except EntryRefused as e:
+        # SPIRE reserves /spire/ for its own IDs (test_downstream_registration_id_is_accepted
+        # records this package bug); nest with the same ID outside the reserved path.
+        assert "reserved namespace" in str(e), e
+        ds_id = rendered_id.replace("/spire/downstream/", "/downstream/")
+        entry = root.create_entry(ds_id, up.agent.spiffe_id, [f"unix:uid:{UID}"], "-downstream")
     assert entry["results"][0]["entry"]["downstream"] is True
-    up.agent.fetch_x509(tmp_path / "ds-svid")  # the entry reached the agent
+    svid_dir = up.agent.fetch_x509(tmp_path / "ds-svid")  # the entry reached the agent
+    got = x509.load_pem_x509_certificates((svid_dir / "svid.0.pem").read_bytes())[0]
+    assert _uri_sans(got) == [ds_id]
 
     rendered = _server_conf(ds_pkg)
     ds, rw = start_rendered_server(real_stack, rkube, rendered, name="downstream",
@@ -673,3 +690,70 @@ def test_downstream_server_chains_to_the_root(rkube, real_stack, spire_pkgs, tmp
     assert ds_ca not in roots
     assert _uri_sans(ds_ca) == [f"spiffe://{ROOT_TD}"]
     assert x509.load_pem_x509_certificates((out / "bundle.pem").read_bytes())[0] in roots
+
+
+def _downstream_registration(root_pkg: Path, ds_pkg: Path) -> tuple[dict, dict, str]:
+    """The downstream package's ClusterSPIFFEID for the root, the root's controller config
+    that must reconcile it (same className), and the SPIFFE ID it renders to."""
+    reg = next(o for o in cluster_objects(ds_pkg) if o["kind"] == "ClusterSPIFFEID")
+    root_cm = yaml.safe_load(configmap_data(root_pkg, "spire-controller-manager", "spire-server")["edge-1.yaml"])
+    assert reg["spec"]["className"] == root_cm["className"], \
+        "the downstream registration is not reconciled by the root's controller for edge-1"
+    assert reg["spec"]["downstream"] is True
+    ds_id = render_constant_template(reg["spec"]["spiffeIDTemplate"], TrustDomain=root_cm["trustDomain"],
+                                     ClusterName=root_cm["clusterName"])
+    return reg, root_cm, ds_id
+
+
+@pytest.mark.xfail(strict=True, raises=EntryRefused, reason="package bug: the downstream registration's spiffeIDTemplate "
+                   "spiffe://<td>/spire/downstream/<cluster> is in SPIRE's reserved /spire/ path; "
+                   "spire-server refuses the entry (functions/spiffe_kpt/spire_config)")
+def test_downstream_registration_id_is_accepted_by_spire(rkube, real_stack, spire_pkgs):
+    root_pkg, ds_pkg = spire_pkgs["spire-server"], spire_pkgs["spire-downstream-server"]
+    rkube.ensure_namespace("spire-system")
+    root, _ = start_rendered_server(real_stack, rkube, _server_conf(root_pkg), name="root")
+    _, _, ds_id = _downstream_registration(root_pkg, ds_pkg)
+    parent = f"spiffe://{ROOT_TD}/spire/agent/k8s_psat/edge-1/0f3c6a1e-node"
+    root.create_entry(ds_id, parent, ["k8s:pod-uid:0f3c6a1e-pod"], "-downstream")
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="package bug: the root's controller manager for edge-1 lists "
+                   "spire-server in ignoreNamespaces, the namespace the downstream registration selects "
+                   "the downstream server's pods in (functions/spiffe_kpt/spire_config/controller_manager.py)")
+def test_downstream_registration_selects_the_downstream_server_pod(rkube, real_stack, spire_pkgs):
+    """The root's rendered controller manager for edge-1 (watching the edge cluster; here the
+    test apiserver) reconciles the rendered downstream-registration ClusterSPIFFEID against
+    the downstream server's pod as the StatefulSet would create it."""
+    root_pkg, ds_pkg = spire_pkgs["spire-server"], spire_pkgs["spire-downstream-server"]
+    reg, root_cm, ds_id = _downstream_registration(root_pkg, ds_pkg)
+    sts = next(o for o in cluster_objects(ds_pkg) if o["kind"] == "StatefulSet")
+    tmpl = sts["spec"]["template"]
+    ns = sts["metadata"]["namespace"]
+    rkube.ensure_namespace("spire-system")
+    root, _ = start_rendered_server(real_stack, rkube, _server_conf(root_pkg), name="root")
+    node = rkube.create_node(f"edge-node-{uuid.uuid4().hex[:6]}")
+    pod = None
+    try:
+        pod = rkube.create_running_pod(ns, f"{sts['metadata']['name']}-0", node=node.metadata.name,
+                                       service_account=tmpl["spec"]["serviceAccountName"],
+                                       labels=dict(tmpl["metadata"]["labels"]))
+        rkube.apply_manifests(to_yaml([reg]), field_manager="kpt-spire-downstream-server")
+        text = configmap_data(root_pkg, "spire-controller-manager", "spire-server")["edge-1.yaml"]
+        scm = real_stack.controller_manager(rkube, root, text, name="scm-edge-1", default_cluster_domain=False)
+
+        def stats():
+            obj = rkube.custom().get_cluster_custom_object("spire.spiffe.io", "v1alpha1", "clusterspiffeids",
+                                                           reg["metadata"]["name"])
+            return ((obj.get("status") or {}).get("stats")) or None
+        st = wait_until(stats, 30, "the controller to report on the downstream registration", proc=scm.proc)
+        assert st.get("namespacesIgnored", 0) == 0 and st.get("podsSelected") == 1, st
+        entries = wait_until(lambda: [e for e in root.entries() if spiffe_id_str(e["spiffe_id"]) == ds_id],
+                             30, "the downstream entry", proc=scm.proc)
+        assert entries[0]["downstream"] is True
+        assert spiffe_id_str(entries[0]["parent_id"]) == \
+            f"spiffe://{ROOT_TD}/spire/agent/k8s_psat/edge-1/{node.metadata.uid}"
+    finally:
+        if pod is not None:
+            rkube.core().delete_namespaced_pod(pod.metadata.name, ns, grace_period_seconds=0)
+        rkube.core().delete_node(node.metadata.name)
+        rkube.kubectl("delete", "--ignore-not-found", "clusterspiffeid", reg["metadata"]["name"], check=False)
