@@ -37,9 +37,9 @@ from cryptography.x509.oid import ExtensionOID
 from . import hclconf
 from .conftest import install_upstream_crds
 from .rendered import (
-    EXPECTED_RENDER_FAILURES, PSAT, apply_order, by_kind, cluster_objects, configmap_data,
+    EXPECTED_RENDER_FAILURES, apply_order, by_kind, cluster_objects, configmap_data,
     example_packages, local_objects, object_ref, render_constant_template, render_example,
-    render_spire, start_psat_agent, start_rendered_server, to_yaml, yaml_diff,
+    free_ports, render_spire, start_psat_agent, start_rendered_server, to_yaml, yaml_diff,
 )
 from .stack import LOOPBACK, EntryRefused, Stack, spiffe_id_str, wait_until
 
@@ -511,10 +511,9 @@ def _keys(bundle: dict, use: str) -> set[str]:
 
 
 def test_federation_between_two_rendered_servers(rkube, real_stack, tmp_path):
-    from .stack import free_port
-    ports = {ROOT_TD: free_port(), PARTNER_TD: free_port()}
     # bundle endpoint ports of the two servers, chosen first so that each render can name
     # its peer's endpoint URL (a value the operator writes in spec.federation.peers)
+    ports = dict(zip((ROOT_TD, PARTNER_TD), free_ports(2)))
 
     def federation(own: str, peer: str) -> dict:
         return {"bundleEndpoint": {"profile": "https_spiffe", "port": 8443},
