@@ -41,7 +41,7 @@ from .rendered import (
     example_packages, local_objects, object_ref, render_constant_template, render_example,
     free_ports, render_spire, start_psat_agent, start_rendered_server, to_yaml, yaml_diff,
 )
-from .stack import LOOPBACK, EntryRefused, Stack, spiffe_id_str, wait_until
+from .stack import LOOPBACK, Stack, spiffe_id_str, wait_until
 
 pytestmark = pytest.mark.real
 
@@ -641,16 +641,9 @@ def test_downstream_server_chains_to_the_root(rkube, real_stack, spire_pkgs, tmp
     # the unix uid of this process (the k8s workload attestor would use the pod UID, which
     # needs a kubelet).
     reg, root_cm, rendered_id = _downstream_registration(root_pkg, ds_pkg)
-    assert rendered_id == f"spiffe://{ROOT_TD}/spire/downstream/edge-1"
-    try:
-        entry = root.create_entry(rendered_id, up.agent.spiffe_id, [f"unix:uid:{UID}"], "-downstream")
-        ds_id = rendered_id
-    except EntryRefused as e:
-        # SPIRE reserves /spire/ for its own IDs (test_downstream_registration_id_is_accepted
-        # records this package bug); nest with the same ID outside the reserved path.
-        assert "reserved namespace" in str(e), e
-        ds_id = rendered_id.replace("/spire/downstream/", "/downstream/")
-        entry = root.create_entry(ds_id, up.agent.spiffe_id, [f"unix:uid:{UID}"], "-downstream")
+    assert rendered_id == f"spiffe://{ROOT_TD}/downstream/edge-1"
+    ds_id = rendered_id
+    entry = root.create_entry(ds_id, up.agent.spiffe_id, [f"unix:uid:{UID}"], "-downstream")
     assert entry["results"][0]["entry"]["downstream"] is True
     svid_dir = up.agent.fetch_x509(tmp_path / "ds-svid")  # the entry reached the agent
     got = x509.load_pem_x509_certificates((svid_dir / "svid.0.pem").read_bytes())[0]
@@ -704,21 +697,18 @@ def _downstream_registration(root_pkg: Path, ds_pkg: Path) -> tuple[dict, dict, 
     return reg, root_cm, ds_id
 
 
-@pytest.mark.xfail(strict=True, raises=EntryRefused, reason="package bug: the downstream registration's spiffeIDTemplate "
-                   "spiffe://<td>/spire/downstream/<cluster> is in SPIRE's reserved /spire/ path; "
-                   "spire-server refuses the entry (functions/spiffe_kpt/spire_config)")
 def test_downstream_registration_id_is_accepted_by_spire(rkube, real_stack, spire_pkgs):
+    """The rendered downstream registration's ID is one spire-server accepts (SPIRE refuses IDs
+    in its reserved /spire/ path: the package once rendered /spire/downstream/<cluster>)."""
     root_pkg, ds_pkg = spire_pkgs["spire-server"], spire_pkgs["spire-downstream-server"]
     rkube.ensure_namespace("spire-system")
     root, _ = start_rendered_server(real_stack, rkube, _server_conf(root_pkg), name="root")
     _, _, ds_id = _downstream_registration(root_pkg, ds_pkg)
     parent = f"spiffe://{ROOT_TD}/spire/agent/k8s_psat/edge-1/0f3c6a1e-node"
-    root.create_entry(ds_id, parent, ["k8s:pod-uid:0f3c6a1e-pod"], "-downstream")
+    entry = root.create_entry(ds_id, parent, ["k8s:pod-uid:0f3c6a1e-pod"], "-downstream")
+    assert entry["results"][0]["entry"]["downstream"] is True
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="package bug: the root's controller manager for edge-1 lists "
-                   "spire-server in ignoreNamespaces, the namespace the downstream registration selects "
-                   "the downstream server's pods in (functions/spiffe_kpt/spire_config/controller_manager.py)")
 def test_downstream_registration_selects_the_downstream_server_pod(rkube, real_stack, spire_pkgs):
     """The root's rendered controller manager for edge-1 (watching the edge cluster; here the
     test apiserver) reconciles the rendered downstream-registration ClusterSPIFFEID against

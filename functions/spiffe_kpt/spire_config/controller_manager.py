@@ -32,9 +32,19 @@ def controller_manager_config(v: Values, cm: ControllerManager, index: int) -> d
         "watchClassless": False,
         "entryIDPrefix": cm.entry_id_prefix,
         "spireServerSocketPath": paths.SERVER_SOCKET,
-        "ignoreNamespaces": ["kube-system", "kube-public", v.agent_namespace, v.server_namespace],
+        "ignoreNamespaces": _ignored_namespaces(v, cm),
     }
     return cfg
+
+
+def _ignored_namespaces(v: Values, cm: ControllerManager) -> list[str]:
+    """SPIRE's own namespaces get no workload entries, except the server namespace of a remote
+    cluster: there a nested (downstream) server runs, and the root's controller for that cluster
+    must register it (the downstream-registration ClusterSPIFFEID selects it in that namespace)."""
+    ignored = ["kube-system", "kube-public", v.agent_namespace]
+    if not cm.remote:
+        ignored.append(v.server_namespace)
+    return ignored
 
 
 def render_controller_manager_config(v: Values, cm: ControllerManager, index: int) -> str:

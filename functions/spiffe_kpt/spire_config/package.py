@@ -164,7 +164,8 @@ def _configure_controller(c: dict[str, Any], cluster: str, index: int, volume: s
     if volume is not None:
         env.append({"name": "KUBECONFIG", "value": paths.kubeconfig_path(cluster)})
     c["env"] = env
-    c["ports"] = [{"name": "healthz", "containerPort": port, "protocol": "TCP"}]
+    # Port names are unique per pod (the apiserver warns on duplicates) and at most 15 characters.
+    c["ports"] = [{"name": f"cm-healthz-{index}", "containerPort": port, "protocol": "TCP"}]
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         p = c.get(probe)
         if isinstance(p, dict):
