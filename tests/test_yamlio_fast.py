@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spiffe_kpt.krm import yamlio
-from spiffe_kpt.krm.yamlio import FloatText, IntText, StyledStr
+from spiffe_kpt.krm.yamlio import FloatText, FlowDict, FlowList, IntText, StyledStr
 
 from .pkgtools import EXAMPLES, read_package
 
@@ -43,8 +43,11 @@ keys = st.one_of(strings.filter(lambda s: len(s) < 100), st.integers())
 
 
 def nested(leaves):
-    return st.recursive(leaves, lambda kids: st.one_of(st.lists(kids, max_size=4),
-                                                       st.dictionaries(keys, kids, max_size=4)), max_leaves=25)
+    # Block and flow collections (as the loader marks the input's [a, b] and {k: v}), mixed.
+    return st.recursive(leaves, lambda kids: st.one_of(
+        st.lists(kids, max_size=4), st.dictionaries(keys, kids, max_size=4),
+        st.lists(kids, min_size=1, max_size=4).map(FlowList),
+        st.dictionaries(keys, kids, min_size=1, max_size=4).map(FlowDict)), max_leaves=25)
 
 
 documents = st.dictionaries(keys, nested(scalars), min_size=1, max_size=5)
@@ -128,11 +131,12 @@ def reference_load(text):
 
 
 def _styled_view(x):
-    """Data with every scalar's type and remembered style/spelling made visible to ==."""
+    """Data with every scalar's type and remembered style/spelling, and every collection's
+    block or flow style, made visible to ==."""
     if isinstance(x, dict):
-        return [("map", _styled_view(k), _styled_view(v)) for k, v in x.items()]
+        return [(type(x).__name__, _styled_view(k), _styled_view(v)) for k, v in x.items()]
     if isinstance(x, list):
-        return ["seq", *[_styled_view(v) for v in x]]
+        return [type(x).__name__, *[_styled_view(v) for v in x]]
     if isinstance(x, float) and math.isnan(x):
         return (type(x).__name__, "nan", getattr(x, "text", None))
     return (type(x).__name__, x, getattr(x, "style", None), getattr(x, "text", None))

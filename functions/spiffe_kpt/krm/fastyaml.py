@@ -7,7 +7,8 @@ string directly is several times faster (numbers in docs/yaml-strategy.md, from
 ``python -m bench.yaml_strategy``).
 
 How it stays correct: the layout is PyYAML's (indent 2, sequences in mappings not indented,
-``{}``/``[]`` for empty containers). Scalars take a fast path only when the choice is obvious
+``{}``/``[]`` for empty containers, the loader's flow collections as ``[a, b]``/``{k: v}`` on
+one line). Scalars take a fast path only when the choice is obvious
 (plain ASCII that no YAML 1.1 or 1.2 resolver reads as anything but a string, ints, bools,
 None, floats); every other scalar (quoting, escapes, literal blocks with their chomping and
 indentation hints, non-ASCII) is rendered once by libyaml itself through the PyYAML dumper
@@ -33,21 +34,32 @@ class Unsupported(Exception):
 # ' #', no trailing ':' or space, no control characters, not a document marker.
 _PLAIN = re.compile(r"[A-Za-z0-9_/.(^$=+~<;\\][\x20-\x7e]*\Z")
 _NOT_PLAIN_INSIDE = (": ", " #", "\t")
+# Inside a flow collection libyaml also quotes any scalar holding a flow indicator or ':'.
+_FLOW_NOT_PLAIN = re.compile(r"[,?\[\]{}:]")
+# libyaml starts a new line inside a flow collection past this column (PyYAML's best_width is
+# the dumper's width, 1 << 16); longer flow collections go to the PyYAML dumper.
+_FLOW_MAX = 60000
 _BREAKS = "\n\r\x85\u2028\u2029"
 _LIBYAML_ONLY_BREAKS = tuple(c.encode() for c in "\x85\u2028\u2029")
 
 
 def make_emitter(resolvers: dict[str, list[tuple[str, re.Pattern[str]]]],
-                 slow_scalar: Callable[[Any], str], styled_type: type, int_text: type, float_text: type
+                 slow_scalar: Callable[[Any], str], styled_type: type, int_text: type, float_text: type,
+                 slow_flow_scalar: Callable[[Any, bool], str], flow_list: type, flow_dict: type
                  ) -> Callable[[Any], str]:
     """Build ``dump(data) -> str`` for a dumper whose implicit resolvers are ``resolvers``.
 
     ``slow_scalar(value)`` must return what the PyYAML dumper writes for ``{"k": value}``
-    without the leading ``k: `` (continuation lines indented by 2); the result is cached."""
+    without the leading ``k: `` (continuation lines indented by 2); the result is cached.
+    ``flow_list`` and ``flow_dict`` (list and dict subclasses) are written in flow style, as the
+    PyYAML dumper writes them (``[a, b]``, ``{k: v}``); ``slow_flow_scalar(value, as_key)`` must
+    return what it writes for ``value`` as an item (or, with ``as_key``, a key) inside one."""
     by_first: dict[str, tuple[re.Pattern[str], ...]] = {
         ch: tuple(rx for _tag, rx in rs) for ch, rs in resolvers.items() if ch}
     cache: dict[Any, str] = {}
     key_cache: dict[str, str] = {}
+    flow_cache: dict[Any, str] = {}
+    flow_key_cache: dict[Any, str] = {}
 
     def plain_ok(s: str) -> bool:
         if not _PLAIN.match(s) or s[-1] in " :" or s.startswith("..."):
@@ -79,12 +91,62 @@ def make_emitter(resolvers: dict[str, list[tuple[str, re.Pattern[str]]]],
             key = (str(v), v.style)
         elif t is int_text or t is float_text:
             return v.text
+        elif t is flow_list or t is flow_dict:
+            # Not a scalar, but written on the key's or the dash's line like one.
+            out = flow(v)
+            if len(out) > _FLOW_MAX:
+                raise Unsupported("long flow collection")
+            return out
         else:
             raise Unsupported(t.__name__)
         out = cache.get(key)
         if out is None:
             out = cache[key] = slow_scalar(v)
         return out
+
+    def flow_scalar(v: Any, as_key: bool) -> str:
+        """A scalar inside a flow collection (stricter plain rules, no literal blocks)."""
+        t = type(v)
+        if t is str:
+            if plain_ok(v) and not _FLOW_NOT_PLAIN.search(v):
+                return v
+            key = v
+        elif t is styled_type:
+            key = (str(v), v.style)
+        elif t is bool or t is int or v is None or t is float or t is int_text or t is float_text:
+            return scalar(v)
+        else:
+            raise Unsupported(t.__name__)
+        c = flow_key_cache if as_key else flow_cache
+        out = c.get(key)
+        if out is None:
+            if as_key and (len(v) > 120 or any(ch in v for ch in _BREAKS)):
+                raise Unsupported("complex key")  # libyaml writes "? key" for these
+            out = c[key] = slow_flow_scalar(v, as_key)
+        return out
+
+    def flow(v: Any) -> str:
+        """A collection inside (or starting) a flow collection, on one line."""
+        t = type(v)
+        if t is dict or t is flow_dict:
+            if not v:
+                return "{}"
+            return "{" + ", ".join([flow_key(k) + ": " + flow_item(x) for k, x in v.items()]) + "}"
+        if not v:
+            return "[]"
+        return "[" + ", ".join([flow_item(x) for x in v]) + "]"
+
+    def flow_key(k: Any) -> str:
+        out = flow_scalar(k, True)
+        if len(out) > 120:
+            raise Unsupported("complex key")
+        return out
+
+    def flow_item(x: Any) -> str:
+        t = type(x)
+        if t is dict or t is list or t is flow_dict or t is flow_list:
+            return flow(x)
+        return flow_scalar(x, False)
 
     def key_text(k: Any) -> str:
         if type(k) is str:
@@ -176,7 +238,8 @@ def _float(v: float) -> str:
     return text
 
 
-def make_ryml_loader(plain_scalar: Callable[[str], Any], styled_type: type) -> Callable[[bytes], Any] | None:
+def make_ryml_loader(plain_scalar: Callable[[str], Any], styled_type: type, flow_list: type = list,
+                     flow_dict: type = dict) -> Callable[[bytes], Any] | None:
     """Build ``load(data: bytes)`` on rapidyaml (the ``rapidyaml`` package), or None without it.
 
     Why: libyaml composing PyYAML nodes costs ~1 s per 2 MB (Cython node objects, a Python
@@ -185,14 +248,17 @@ def make_ryml_loader(plain_scalar: Callable[[str], Any], styled_type: type) -> C
     PyPI, yaml-rs and py-yaml12, are faster still but return plain values: a quoted "x" or a
     0644 cannot be told from x or 644, so they cannot keep our round trip byte-exact).
     ``plain_scalar(text)`` resolves an unquoted scalar exactly as the PyYAML loader does.
-    Anchors, aliases, tags, several documents and parse errors raise ``Unsupported``: the
-    caller then parses with PyYAML (which reports errors with their line and column)."""
+    Non-empty flow collections become ``flow_list`` / ``flow_dict`` (rapidyaml flags their
+    container style). Anchors, aliases, tags, several documents and parse errors raise
+    ``Unsupported``: the caller then parses with PyYAML (which reports errors with their line
+    and column)."""
     try:
         import ryml  # ~15 ms to import: only worth it for large inputs (see yamlio.load)
     except ImportError:
         return None
     NONE, MAP, SEQ, STREAM, DOC = ryml.NONE, ryml.MAP, ryml.SEQ, ryml.STREAM, ryml.DOC
     container = MAP | SEQ
+    flow = ryml.CONTAINER_STYLE_FLOW
     val_styled = ryml.VAL_SQUO | ryml.VAL_DQUO | ryml.VAL_LITERAL | ryml.VAL_FOLDED
     key_styled = ryml.KEY_SQUO | ryml.KEY_DQUO | ryml.KEY_LITERAL | ryml.KEY_FOLDED
     unusual = ryml.KEYANCH | ryml.VALANCH | ryml.KEYREF | ryml.VALREF | ryml.KEYTAG | ryml.VALTAG
@@ -235,8 +301,8 @@ def make_ryml_loader(plain_scalar: Callable[[str], Any], styled_type: type) -> C
             if flags & unusual:
                 raise Unsupported("anchor, alias or tag")
             if flags & MAP:
-                out = {}
                 child = first(node)
+                out = flow_dict() if flags & flow and child != NONE else {}
                 while child != NONE:
                     cf = typ(child)
                     if cf & unusual:
@@ -246,8 +312,8 @@ def make_ryml_loader(plain_scalar: Callable[[str], Any], styled_type: type) -> C
                     child = nxt(child)
                 return out
             if flags & SEQ:
-                items = []
                 child = first(node)
+                items = flow_list() if flags & flow and child != NONE else []
                 while child != NONE:
                     cf = typ(child)
                     if cf & unusual:

@@ -149,7 +149,40 @@ def _construct_str(loader: Loader, node: yaml.ScalarNode) -> str:
     return value
 
 
+class FlowList(list):
+    """A sequence the input wrote in flow style (``args: ["--a", b]``), written back in flow
+    style: kpt keeps the style of the nodes it reads from a function's output, so without this
+    a render rewrote every flow collection of a package as a block, even in resources no
+    function touches. Equal to the plain list; lists a function creates stay block style.
+    Empty ``[]`` loads as a plain list (it is written ``[]`` either way, and items a function
+    adds to it are then written as a block)."""
+
+    __slots__ = ()
+
+
+class FlowDict(dict):
+    """A mapping the input wrote in flow style (``labels: {app: x}``); see ``FlowList``."""
+
+    __slots__ = ()
+
+
+def _construct_seq(loader: Loader, node: yaml.SequenceNode) -> Any:
+    # SafeConstructor.construct_yaml_seq, keeping the flow style.
+    data: list = FlowList() if node.flow_style and node.value else []
+    yield data
+    data.extend(loader.construct_sequence(node))
+
+
+def _construct_map(loader: Loader, node: yaml.MappingNode) -> Any:
+    # SafeConstructor.construct_yaml_map, keeping the flow style.
+    data: dict = FlowDict() if node.flow_style and node.value else {}
+    yield data
+    data.update(loader.construct_mapping(node))
+
+
 Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
+Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
@@ -190,6 +223,8 @@ Dumper.add_implicit_resolver("tag:yaml.org,2002:int", _RESOLVERS_12[1][1], _RESO
 Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _RESOLVERS_12[2][1], _RESOLVERS_12[2][2])
 Dumper.add_representer(str, _represent_str)
 Dumper.add_representer(StyledStr, _represent_styled)
+Dumper.add_representer(FlowList, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+Dumper.add_representer(FlowDict, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=True))
 Dumper.add_representer(IntText, lambda d, v: d.represent_scalar("tag:yaml.org,2002:int", v.text))
 Dumper.add_representer(FloatText, lambda d, v: d.represent_scalar("tag:yaml.org,2002:float", v.text))
 
@@ -255,12 +290,14 @@ def _build(loader: Loader, node: yaml.Node) -> Any:
     if cls is yaml.MappingNode:
         if node.tag != _MAP:
             raise _Fallback(node.tag)
-        out = {}
+        out = FlowDict() if node.flow_style and node.value else {}
         for key_node, value_node in node.value:
             out[_build(loader, key_node)] = _build(loader, value_node)
         return out
     if node.tag != _SEQ:
         raise _Fallback(node.tag)
+    if node.flow_style and node.value:
+        return FlowList([_build(loader, v) for v in node.value])
     return [_build(loader, v) for v in node.value]
 
 
@@ -287,7 +324,7 @@ _ryml_load: Any = False  # not tried yet
 def _load_ryml(data: bytes) -> Any:
     global _ryml_load
     if _ryml_load is False:
-        _ryml_load = _fast.make_ryml_loader(_plain_scalar, StyledStr)
+        _ryml_load = _fast.make_ryml_loader(_plain_scalar, StyledStr, FlowList, FlowDict)
     if _ryml_load is None:
         raise _fast.Unsupported("rapidyaml is not installed")
     return _ryml_load(data)
@@ -342,7 +379,21 @@ def _slow_scalar(value: Any) -> str:
     return text
 
 
-_fast_dump = _fast.make_emitter(Dumper.yaml_implicit_resolvers, _slow_scalar, StyledStr, IntText, FloatText)
+def _slow_flow_scalar(value: Any, as_key: bool) -> str:
+    # The same for a scalar inside a flow collection: an item or value, or a key.
+    if as_key:
+        text, head, tail = dump_pyyaml({"k": FlowDict({value: 0}), "z": 0}), "k: {", ": 0}\nz: 0\n"
+    else:
+        text, head, tail = dump_pyyaml({"k": FlowList([value]), "z": 0}), "k: [", "]\nz: 0\n"
+    body = text[len(head):-len(tail)]
+    if (not text.startswith(head) or not text.endswith(tail) or body.startswith("? ")
+            or any(c in body for c in "\n\r\x85\u2028\u2029")):
+        raise _fast.Unsupported("scalar needs the full dumper")  # e.g. a multi-line single-quoted string
+    return body
+
+
+_fast_dump = _fast.make_emitter(Dumper.yaml_implicit_resolvers, _slow_scalar, StyledStr, IntText, FloatText,
+                                _slow_flow_scalar, FlowList, FlowDict)
 
 
 def dump(data: Any) -> str:
