@@ -47,14 +47,15 @@ def peers_of(rule: Rule, backend: str, results: list[Result]) -> list[dict[str, 
         elif peer.cidrs:
             out.extend({"ipBlock": {"cidr": c}} for c in peer.cidrs)
             results.append(info(
-                f"{backend}: rule {rule.label} allows {peer} by the pod CIDRs of cluster {peer.cluster} "
-                f"({', '.join(peer.cidrs)}): any pod of that cluster passes this layer; the SPIFFE ID is "
-                "checked only by a mesh backend", rule.target.ref, peer.field_path))
+                f"{backend}: rule {rule.label} allows {peer} by the address ranges spec.policy.peerClusters gives "
+                f"for cluster {peer.cluster} ({', '.join(peer.cidrs)}): any workload with an address there passes "
+                "this layer; the SPIFFE ID is checked only by a mesh backend", rule.target.ref, peer.field_path))
         elif peer.cluster:
             results.append(warning(
                 f"{backend}: rule {rule.label} allows {peer}, but {backend} cannot select pods of another "
                 f"cluster and IdentityContext spec.policy.peerClusters gives no CIDRs for {peer.cluster!r}; "
-                f"this peer stays denied by {backend}. Add the cluster's pod CIDRs to spec.policy.peerClusters",
+                f"this peer stays denied by {backend}. Add the peer's address ranges (pod CIDRs, or its addresses on "
+                "the rule's Multus network) to spec.policy.peerClusters",
                 rule.target.ref, peer.field_path))
         elif peer.namespace:
             out.append({"namespaceSelector": ns_selector(peer.namespace)})
