@@ -1,15 +1,18 @@
 """The 5G core example (blueprints/examples/5g-core: the UPF on edge01, the SMF and the AMF on
 regional, one package each) proved by evaluation the way test_evaluation proves authz-5g-like.
 
+The packages run under zero trust (defaultDeny on): every namespace of theirs denies both
+directions but DNS, each NF's ingress rules open its server side, and its egress rules
+(spec.egress) open its client side towards servers of other packages and clusters. A flow
+passes only when the server's ingress and the client's egress both allow it.
+
 Each cluster is evaluated with what is deployed there (edge01: the UPF package; regional: the
-SMF and AMF packages together) plus pods of the other cluster and of the RAN reaching it. The
-packages run with defaultDeny off (their peers are all in other packages, whose egress a
-package cannot open), so what is proved is ingress at the protected network functions: on
-every plane a rule covers (the pod network for SBI, the N2/N4 attachments), each backend
-allows exactly the declared flows plus what the render's infos say that backend widens to
-(NetworkPolicy selects a same-cluster peer of another package by namespace only;
-MultiNetworkPolicy admits a peer cluster by address only), and end to end only the declared
-flows pass, except on N2/N4 where only an ipBlock stands (no mesh sees Multus traffic).
+SMF and AMF packages, plus an NRF package rendered here, the server of their NRF calls) and the
+pods of the other clusters and the RAN that talk to it. A flow between clusters is decided in
+both: the client's egress where the client runs, the server's ingress where the server runs.
+On every plane a rule covers (the pod network, the N2/N4 attachments) each backend allows
+exactly the declared flows plus what the render's infos say it widens to (an ipBlock admits
+any address of the peer's range), and end to end exactly the declared flows pass.
 """
 
 from __future__ import annotations
@@ -37,23 +40,38 @@ TD = "spiffe://core.telco-operator.net"
 UPF_ID = f"{TD}/cluster/edge01/ns/free5gc-upf/sa/upf-edge01"
 SMF_ID = f"{TD}/cluster/regional/ns/free5gc-cp/sa/smf-regional"
 AMF_ID = f"{TD}/cluster/regional/ns/free5gc-cp/sa/amf-regional"
+NRF_ID = f"{TD}/cluster/regional/ns/free5gc-cp/sa/nrf"
+GATEWAY_ID = "spiffe://mgmt.telco-operator.net/cluster/mgmt/ns/observability/sa/observability/app/metrics-gateway"
 EDGE_N4 = "free5gc-upf/upf-edge01-n4"  # the UPF's N4 attachment (edge01)
 REGIONAL_N4 = "free5gc-cp/smf-regional-n4"  # the SMF's N4 attachment (regional)
 N2 = "free5gc-cp/amf-regional-n2"  # the AMF's N2 attachment (regional)
+PLANES = {POD_NETWORK, EDGE_N4, REGIONAL_N4, N2}  # the planes some rule covers
 PORTS = [(8805, "UDP"), (8805, "TCP"), (80, "TCP"), (80, "UDP"), (38412, "SCTP"), (38412, "TCP"),
-         (2152, "UDP"), (9999, "TCP")]
-# The planes each protected NF's rules cover: ingress there is isolated by some backend.
-PROTECTED = {"upf-edge01": {EDGE_N4}, "smf-regional": {POD_NETWORK, REGIONAL_N4},
-             "amf-regional": {POD_NETWORK, N2}}
+         (2152, "UDP"), (8000, "TCP"), (4317, "TCP"), (53, "UDP"), (53, "TCP"), (9999, "TCP")]
 
-# Written by hand from the issue: N4 both ways (each end on its own attachment), N2 from the
-# gNBs into the AMF, SBI between SMF and AMF on port 80 (the packages' sbi container port).
+# Written by hand from the issue, each flow as its cluster sees it (a flow between clusters
+# appears in both, on each end's own attachment): N4 both ways, N2 from the gNBs into the AMF,
+# SBI between SMF and AMF on port 80 (the packages' sbi container port), the SMF's and the AMF's
+# calls to the NRF (8000), the UPF's metrics push to the management cluster (OTLP 4317).
 DECLARED = {
-    "edge01": {Flow("smf-regional", "upf-edge01", 8805, "UDP", EDGE_N4)},
+    "edge01": {Flow("smf-regional", "upf-edge01", 8805, "UDP", EDGE_N4),
+               Flow("upf-edge01", "smf-regional", 8805, "UDP", EDGE_N4),
+               Flow("upf-edge01", "metrics-gateway", 4317, "TCP")},
     "regional": {Flow("upf-edge01", "smf-regional", 8805, "UDP", REGIONAL_N4),
+                 Flow("smf-regional", "upf-edge01", 8805, "UDP", REGIONAL_N4),
                  Flow("amf-regional", "smf-regional", 80, "TCP"),
                  Flow("smf-regional", "amf-regional", 80, "TCP"),
-                 Flow("gnb", "amf-regional", 38412, "SCTP", N2)},
+                 Flow("gnb", "amf-regional", 38412, "SCTP", N2),
+                 Flow("smf-regional", "nrf", 8000, "TCP"),
+                 Flow("amf-regional", "nrf", 8000, "TCP")},
+}
+# Where each end of a cross-cluster flow is decided: (client cluster, client plane, server
+# cluster, server plane). None: that end is not ours (the RAN, the management cluster).
+CROSS = {
+    ("smf-regional", "upf-edge01", 8805, "UDP"): ("regional", REGIONAL_N4, "edge01", EDGE_N4),
+    ("upf-edge01", "smf-regional", 8805, "UDP"): ("edge01", EDGE_N4, "regional", REGIONAL_N4),
+    ("upf-edge01", "metrics-gateway", 4317, "TCP"): ("edge01", POD_NETWORK, None, None),
+    ("gnb", "amf-regional", 38412, "SCTP"): (None, None, "regional", N2),
 }
 
 
@@ -61,6 +79,58 @@ def _pod(name: str, ns: str, principal: str = "", ip: str = "", networks: tuple[
          in_cluster: bool = False) -> Pod:
     return Pod(name, ns, (("name", name),), principal=principal, ip=ip, networks=frozenset(networks),
                in_cluster=in_cluster)
+
+
+def _nrf_package() -> list[dict]:
+    """The NRF's own package, as the regional cluster would run it: its ingress admits the SMF's
+    and the AMF's SBI calls (the server side of their 'sbi-nrf' egress rules)."""
+    context = [o for o in read_package(FIVE_G_CORE / "smf") if o.get("kind") in ("IdentityContext", "WorkloadCluster")]
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "nrf", "namespace": "free5gc-cp", "labels": {"name": "nrf"}},
+                  "spec": {"selector": {"matchLabels": {"name": "nrf"}}, "template": {
+                      "metadata": {"labels": {"name": "nrf"}},
+                      "spec": {"containers": [{"name": "nrf", "image": "docker.io/towards5gs/free5gc-nrf:v3.2.0",
+                                               "ports": [{"name": "sbi", "containerPort": 8000, "protocol": "TCP"}]}]}}}}
+    identity = {"apiVersion": "workloadidentity.nephio.org/v1alpha1", "kind": "WorkloadIdentity",
+                "metadata": {"name": "nrf", "annotations": {"config.kubernetes.io/local-config": "true"}},
+                "spec": {"workloadRef": {"kind": "Deployment", "name": "nrf"}, "selector": {"labelKeys": ["name"]},
+                         "ingress": [{"name": "sbi", "from": [{"spiffeID": SMF_ID}, {"spiffeID": AMF_ID}],
+                                      "ports": [{"port": "sbi"}]}]}}
+    items, results, code = render(context + [deployment, identity], FIVE_G_CORE_PIPELINE)
+    assert code == 0, [r for r in results if r["severity"] == "error"]
+    return items
+
+
+def _edge(upf: list[dict]) -> Cluster:
+    edge = cluster_of(upf)
+    # From the regional cluster: the SMF with its N4 address (regional N4 range), the AMF from
+    # its pod address, another pod of the regional N4 range; the management cluster's metrics
+    # gateway (the address peerClusters gives) and another mgmt address; a stranger.
+    edge.pods["smf-regional"] = _pod("smf-regional", "free5gc-cp", SMF_ID, "10.100.4.10", (EDGE_N4,))
+    edge.pods["amf-regional"] = _pod("amf-regional", "free5gc-cp", AMF_ID, "10.244.1.7", (EDGE_N4,))
+    edge.pods["regional-n4-other"] = _pod("regional-n4-other", "free5gc-cp",
+                                          f"{TD}/cluster/regional/ns/free5gc-cp/sa/other", "10.100.4.99", (EDGE_N4,))
+    edge.pods["metrics-gateway"] = _pod("metrics-gateway", "observability", GATEWAY_ID, "10.30.0.10")
+    edge.pods["mgmt-other"] = _pod("mgmt-other", "observability", "", "10.30.0.11")
+    edge.pods["stranger"] = _pod("stranger", "elsewhere", "", "10.99.0.1", (EDGE_N4,))
+    edge.pods["kube-dns"] = Pod("kube-dns", "kube-system", (("k8s-app", "kube-dns"),))
+    return edge
+
+
+def _regional(smf: list[dict], amf: list[dict], nrf: list[dict]) -> Cluster:
+    regional = cluster_of(smf + amf + nrf)
+    # From edge01 and the RAN: the UPF with its N4 address (edge01 N4 range), another edge01 N4
+    # address, a gNB on the N2 range, a stranger on both networks.
+    regional.pods["upf-edge01"] = _pod("upf-edge01", "free5gc-upf", UPF_ID, "10.101.4.10", (REGIONAL_N4,))
+    regional.pods["edge01-n4-other"] = _pod("edge01-n4-other", "free5gc-upf", "", "10.101.4.99", (REGIONAL_N4,))
+    regional.pods["gnb"] = _pod("gnb", "ran", "", "10.200.2.5", (N2,))
+    regional.pods["stranger"] = _pod("stranger", "elsewhere", "", "10.99.0.1", (N2, REGIONAL_N4))
+    # In the regional cluster: another NF of the core's namespace with a valid SPIFFE ID that no
+    # rule names (the AUSF), attached to both networks but without an address of an allowed range.
+    regional.pods["ausf-regional"] = _pod("ausf-regional", "free5gc-cp", f"{TD}/cluster/regional/ns/free5gc-cp/sa/ausf",
+                                          "10.100.4.20", (N2, REGIONAL_N4), in_cluster=True)
+    regional.pods["kube-dns"] = Pod("kube-dns", "kube-system", (("k8s-app", "kube-dns"),))
+    return regional
 
 
 @pytest.fixture(scope="module")
@@ -74,53 +144,52 @@ def rendered() -> dict[str, tuple[list, list]]:
 
 
 @pytest.fixture(scope="module")
-def clusters(rendered) -> dict[str, Cluster]:
-    edge = cluster_of(rendered["upf"][0])
-    # From the regional cluster: the SMF with its N4 address (regional N4 range), the AMF from
-    # its pod address, another pod of the regional N4 range, and a stranger on no known range.
-    edge.pods["smf-regional"] = _pod("smf-regional", "free5gc-cp", SMF_ID, "10.100.4.10", (EDGE_N4,))
-    edge.pods["amf-regional"] = _pod("amf-regional", "free5gc-cp", AMF_ID, "10.244.1.7", (EDGE_N4,))
-    edge.pods["regional-n4-other"] = _pod("regional-n4-other", "free5gc-cp",
-                                          f"{TD}/cluster/regional/ns/free5gc-cp/sa/other", "10.100.4.99", (EDGE_N4,))
-    edge.pods["stranger"] = _pod("stranger", "elsewhere", "", "10.99.0.1", (EDGE_N4,))
+def nrf() -> list[dict]:
+    return _nrf_package()
 
-    regional = cluster_of(rendered["smf"][0] + rendered["amf"][0])
-    # From edge01 and the RAN: the UPF with its N4 address (edge01 N4 range), another edge01 N4
-    # address, a gNB on the N2 range, a stranger on both networks.
-    regional.pods["upf-edge01"] = _pod("upf-edge01", "free5gc-upf", UPF_ID, "10.101.4.10", (REGIONAL_N4,))
-    regional.pods["edge01-n4-other"] = _pod("edge01-n4-other", "free5gc-upf", "", "10.101.4.99", (REGIONAL_N4,))
-    regional.pods["gnb"] = _pod("gnb", "ran", "", "10.200.2.5", (N2,))
-    regional.pods["stranger"] = _pod("stranger", "elsewhere", "", "10.99.0.1", (N2, REGIONAL_N4))
-    # In the regional cluster: another NF of the core's namespace with a valid SPIFFE ID that no
-    # rule names (the NRF), attached to both networks but without an address of an allowed range.
-    regional.pods["nrf-regional"] = _pod("nrf-regional", "free5gc-cp", f"{TD}/cluster/regional/ns/free5gc-cp/sa/nrf",
-                                         "10.100.4.20", (N2, REGIONAL_N4), in_cluster=True)
-    return {"edge01": edge, "regional": regional}
+
+@pytest.fixture(scope="module")
+def clusters(rendered, nrf) -> dict[str, Cluster]:
+    return {"edge01": _edge(rendered["upf"][0]),
+            "regional": _regional(rendered["smf"][0], rendered["amf"][0], nrf)}
 
 
 def _universe(c: Cluster) -> list[Flow]:
-    """Every flow into a protected NF of this cluster, on every plane its rules cover."""
+    """Every flow this cluster decides on: from or to a pod of it (another cluster's pods talking
+    among themselves are not its business), on every plane some rule covers."""
     flows = []
     for s, d in itertools.permutations(sorted(c.pods), 2):
         src, dst = c.pods[s], c.pods[d]
-        if d not in PROTECTED or not dst.in_cluster:
+        if not (src.in_cluster or dst.in_cluster) or "kube-dns" in (s, d) and not (src.in_cluster and dst.in_cluster):
             continue
-        nets = [n for n in (POD_NETWORK, *sorted(src.networks & dst.networks)) if n in PROTECTED[d]]
+        nets = [n for n in (POD_NETWORK, *sorted(src.networks & dst.networks)) if n in PLANES]
         for (port, proto), net in itertools.product(PORTS, nets):
             flows.append(Flow(s, d, port, proto, net))
     return flows
 
 
+def _dns(c: Cluster) -> set[Flow]:
+    """DNS egress, kept under default deny for every pod of the packages' namespaces."""
+    return {Flow(p, "kube-dns", 53, proto) for p, pod in c.pods.items()
+            if pod.in_cluster and p != "kube-dns" for proto in ("UDP", "TCP")}
+
+
 def _widened(cluster: str, c: Cluster, backend: str) -> set[Flow]:
     """What the render's infos say a backend lets through beyond the declared flows."""
-    if cluster == "regional" and backend == "networkpolicy":
-        # 'selects it by its namespace free5gc-cp only': any pod there reaches the SBI port.
-        return {Flow(p, t, 80, "TCP") for p, pod in c.pods.items() for t in ("smf-regional", "amf-regional")
-                if p != t and pod.in_cluster and pod.namespace == "free5gc-cp"}
     if backend == "multinetworkpolicy":
-        # 'by the CIDRs of cluster ...': any address of the peer's range, whatever its identity.
-        return {"edge01": {Flow("regional-n4-other", "upf-edge01", 8805, "UDP", EDGE_N4)},
-                "regional": {Flow("edge01-n4-other", "smf-regional", 8805, "UDP", REGIONAL_N4)}}[cluster]
+        # 'by the address ranges ...': any address of the peer's range, whatever its identity,
+        # into the server (ingress) and out of the client (egress).
+        return {"edge01": {Flow("regional-n4-other", "upf-edge01", 8805, "UDP", EDGE_N4),
+                           Flow("upf-edge01", "regional-n4-other", 8805, "UDP", EDGE_N4)},
+                "regional": {Flow("edge01-n4-other", "smf-regional", 8805, "UDP", REGIONAL_N4),
+                             Flow("smf-regional", "edge01-n4-other", 8805, "UDP", REGIONAL_N4)}}[cluster]
+    if backend == "istio":
+        # Istio authorizes at the server: a server of another cluster, or outside the packages'
+        # namespaces (kube-dns), is not these packages' to decide.
+        return {f for f in _universe(c)
+                if not c.pods[f.dst].in_cluster or c.pods[f.dst].namespace not in ("free5gc-upf", "free5gc-cp")}
+    # networkpolicy: the SBI peers are selected by namespace (info), but under default deny the
+    # other pods of free5gc-cp are isolated both ways, so nothing is widened.
     return set()
 
 
@@ -147,13 +216,28 @@ def test_the_render_warns_about_nothing_and_says_what_each_backend_leaves_out(re
         ("istio", "upf-edge01/n4", "spec.ingress[0].network"),
         ("istio", "smf-regional/n4", "spec.ingress[0].network"),
         ("istio", "amf-regional/n2", "spec.ingress[0].network"),
-        # Peers of another cluster (and the RAN) by address only.
+        # Istio authorizes at the server: every egress rule is left to the network backends.
+        ("istio", "upf-edge01/n4", "spec.egress[0]"),
+        ("istio", "upf-edge01/metrics", "spec.egress[1]"),
+        ("istio", "smf-regional/n4", "spec.egress[0]"),
+        ("istio", "smf-regional/sbi-amf", "spec.egress[1]"),
+        ("istio", "smf-regional/sbi-nrf", "spec.egress[2]"),
+        ("istio", "amf-regional/sbi-smf", "spec.egress[0]"),
+        ("istio", "amf-regional/sbi-nrf", "spec.egress[1]"),
+        # Peers of another cluster (and the RAN) by address only, both directions.
         ("multinetworkpolicy", "upf-edge01/n4", "spec.ingress[0].from[0]"),
+        ("multinetworkpolicy", "upf-edge01/n4", "spec.egress[0].to[0]"),
         ("multinetworkpolicy", "smf-regional/n4", "spec.ingress[0].from[0]"),
+        ("multinetworkpolicy", "smf-regional/n4", "spec.egress[0].to[0]"),
         ("multinetworkpolicy", "amf-regional/n2", "spec.ingress[0].from[0]"),
-        # The SMF and AMF are each other's out-of-package peers: by namespace only.
+        ("networkpolicy", "upf-edge01/metrics", "spec.egress[1].to[0]"),
+        # The SMF, the AMF and the NRF are each other's out-of-package peers: by namespace only.
         ("networkpolicy", "smf-regional/sbi", "spec.ingress[1].from[0]"),
         ("networkpolicy", "amf-regional/sbi", "spec.ingress[1].from[0]"),
+        ("networkpolicy", "smf-regional/sbi-amf", "spec.egress[1].to[0]"),
+        ("networkpolicy", "smf-regional/sbi-nrf", "spec.egress[2].to[0]"),
+        ("networkpolicy", "amf-regional/sbi-smf", "spec.egress[0].to[0]"),
+        ("networkpolicy", "amf-regional/sbi-nrf", "spec.egress[1].to[0]"),
     }
 
 
@@ -162,21 +246,83 @@ def test_the_render_warns_about_nothing_and_says_what_each_backend_leaves_out(re
 def test_each_backend_allows_exactly_the_declared_flows_it_governs(clusters, cluster: str, backend: str) -> None:
     c = clusters[cluster]
     universe = [f for f in _universe(c) if governed(backend, f)]
-    expected = {f for f in DECLARED[cluster] | _widened(cluster, c, backend) if f in set(universe)}
+    expected = {f for f in DECLARED[cluster] | _dns(c) | _widened(cluster, c, backend) if f in set(universe)}
     got = {f for f in universe if EVALUATORS[backend](c, f)}
     assert got - expected == set(), f"{backend} allows undeclared flows"
     assert expected - got == set(), f"{backend} denies declared flows"
 
 
 @pytest.mark.parametrize("cluster", ["edge01", "regional"])
-def test_end_to_end_only_the_declared_flows_and_the_address_only_n4_peer(clusters, cluster: str) -> None:
+def test_end_to_end_only_the_declared_flows_and_the_address_only_n4_peers(clusters, cluster: str) -> None:
     c = clusters[cluster]
     universe = _universe(c)
     got = {f for f in universe if allowed(c, f, BACKENDS)}
-    # On the pod network Istio checks the principal, so NetworkPolicy's namespace-wide SBI
-    # peer is narrowed to the SMF and the AMF; on N4 nothing checks the ID behind the address.
-    assert got == DECLARED[cluster] | _widened(cluster, c, "multinetworkpolicy")
-    assert len(universe) > {"edge01": 25, "regional": 150}[cluster]
+    # On the pod network Istio checks the principal at the server; on N4 nothing checks the ID
+    # behind an address of the peer cluster's range.
+    assert got == DECLARED[cluster] | _dns(c) | _widened(cluster, c, "multinetworkpolicy")
+    assert len(universe) > {"edge01": 500, "regional": 1300}[cluster]
+
+
+def _across(views: dict[str, Cluster], src: str, dst: str, port: int, proto: str) -> bool:
+    """A flow between clusters: the client's egress where it runs and the server's ingress where
+    it runs must both allow it (each end on its own attachment)."""
+    client, client_net, server, server_net = CROSS[(src, dst, port, proto)]
+    ok = True
+    if client is not None:
+        ok = ok and allowed(views[client], Flow(src, dst, port, proto, client_net), BACKENDS)
+    if server is not None:
+        ok = ok and allowed(views[server], Flow(src, dst, port, proto, server_net), BACKENDS)
+    return ok
+
+
+@pytest.mark.parametrize("flow", sorted(CROSS))
+def test_each_flow_between_clusters_passes_both_ends(clusters, flow) -> None:
+    assert _across(clusters, *flow)
+
+
+def _without_egress(items: list[dict], identity: str, rule: str) -> list[dict]:
+    """The package as rendered, re-rendered with one egress rule of one identity removed."""
+    items = copy.deepcopy(items)
+    wi = next(o for o in items if o.get("kind") == "WorkloadIdentity" and o["metadata"]["name"] == identity)
+    wi["spec"]["egress"] = [r for r in wi["spec"]["egress"] if r["name"] != rule]
+    out, results, code = render(items, FIVE_G_CORE_PIPELINE)
+    assert code == 0, [r for r in results if r["severity"] == "error"]
+    return out
+
+
+@pytest.mark.parametrize("case", ["smf-n4-to-upf", "upf-n4-to-smf", "amf-sbi-to-smf", "smf-sbi-to-nrf"])
+def test_a_flow_the_server_allows_is_denied_when_the_client_declares_no_egress(rendered, nrf, clusters,
+                                                                                case: str) -> None:
+    """The server's ingress alone is not enough under default deny: without the client's egress
+    rule the flow is denied at the client, on every backend that governs it there."""
+    upf, smf, amf = (rendered[nf][0] for nf in NFS)
+    if case == "smf-n4-to-upf":
+        flow, views = ("smf-regional", "upf-edge01", 8805, "UDP"), {
+            "edge01": _edge(upf), "regional": _regional(_without_egress(smf, "smf-regional", "n4"), amf, nrf)}
+    elif case == "upf-n4-to-smf":
+        flow, views = ("upf-edge01", "smf-regional", 8805, "UDP"), {
+            "edge01": _edge(_without_egress(upf, "upf-edge01", "n4")), "regional": _regional(smf, amf, nrf)}
+    elif case == "amf-sbi-to-smf":
+        flow, views = ("amf-regional", "smf-regional", 80, "TCP"), {
+            "edge01": _edge(upf), "regional": _regional(smf, _without_egress(amf, "amf-regional", "sbi-smf"), nrf)}
+    else:
+        flow, views = ("smf-regional", "nrf", 8000, "TCP"), {
+            "edge01": _edge(upf), "regional": _regional(_without_egress(smf, "smf-regional", "sbi-nrf"), amf, nrf)}
+    if flow in CROSS:
+        _, client_net, server, server_net = CROSS[flow]
+        # The server's end still admits it (in its cluster, with the packages as declared)...
+        assert allowed(clusters[server], Flow(*flow, server_net), BACKENDS)
+        assert _across(clusters, *flow)
+        # ...but the client's end no longer lets it out.
+        assert not _across(views, *flow)
+    else:
+        c, full = views["regional"], clusters["regional"]
+        f = Flow(*flow)
+        assert allowed(full, f, BACKENDS)
+        # Istio (at the server) still allows it; NetworkPolicy denies it at the client's egress.
+        assert EVALUATORS["istio"](c, f)
+        assert not EVALUATORS["networkpolicy"](c, f)
+        assert not allowed(c, f, BACKENDS)
 
 
 def test_n4_smf_to_upf_is_allowed_and_the_amf_is_denied(clusters) -> None:
@@ -189,21 +335,31 @@ def test_n4_smf_to_upf_is_allowed_and_the_amf_is_denied(clusters) -> None:
         assert not allowed(edge, Flow("stranger", "upf-edge01", port, proto, EDGE_N4), BACKENDS)
     regional = clusters["regional"]
     assert allowed(regional, Flow("upf-edge01", "smf-regional", 8805, "UDP", REGIONAL_N4), BACKENDS)
-    # Not N4 into the AMF, not N2 from the UPF, not SBI from the NRF (right namespace, wrong ID).
-    assert not allowed(regional, Flow("nrf-regional", "smf-regional", 8805, "UDP", REGIONAL_N4), BACKENDS)
-    assert not allowed(regional, Flow("nrf-regional", "amf-regional", 80, "TCP"), BACKENDS)
+    # Not N4 into the AMF, not N2 from the UPF, not SBI from the AUSF (right namespace, wrong ID).
+    assert not allowed(regional, Flow("ausf-regional", "smf-regional", 8805, "UDP", REGIONAL_N4), BACKENDS)
+    assert not allowed(regional, Flow("ausf-regional", "amf-regional", 80, "TCP"), BACKENDS)
     assert not allowed(regional, Flow("stranger", "amf-regional", 38412, "SCTP", N2), BACKENDS)
     assert not allowed(regional, Flow("gnb", "amf-regional", 38412, "TCP", N2), BACKENDS)
 
 
-def test_default_deny_is_off_so_nothing_but_the_protected_planes_is_isolated(rendered, clusters) -> None:
+def test_default_deny_is_on_and_isolates_every_pod_of_the_namespaces_both_ways(rendered, clusters) -> None:
     objs = [o for nf in NFS for o in generated(rendered[nf][0])]
-    names = {o["metadata"]["name"] for o in objs}
-    assert not names & {"allow-nothing", "default-deny"} and not any(n.startswith("default-deny-") for n in names)
-    assert not any("Egress" in (o.get("spec") or {}).get("policyTypes", []) for o in objs)
-    # The UPF's pod network and the unidentified pods are not ours to close with defaultDeny off.
-    edge = clusters["edge01"]
-    assert allowed(edge, Flow("intruder-free5gc-upf", "upf-edge01", 9999, "TCP"), ["networkpolicy"])
+    names = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objs}
+    assert {("NetworkPolicy", "free5gc-upf", "default-deny-upf-edge01"),
+            ("NetworkPolicy", "free5gc-cp", "default-deny-smf-regional"),
+            ("NetworkPolicy", "free5gc-cp", "default-deny-amf-regional"),
+            ("AuthorizationPolicy", "free5gc-upf", "allow-nothing-upf-edge01"),
+            ("MultiNetworkPolicy", "free5gc-upf", "default-deny-upf-edge01-n4-upf-edge01"),
+            ("MultiNetworkPolicy", "free5gc-cp", "default-deny-smf-regional-n4-smf-regional"),
+            ("MultiNetworkPolicy", "free5gc-cp", "default-deny-amf-regional-n2-amf-regional")} <= names
+    edge, regional = clusters["edge01"], clusters["regional"]
+    # The UPF's pod network is closed (no rule opens it), and unidentified pods reach nothing.
+    assert not allowed(edge, Flow("intruder-free5gc-upf", "upf-edge01", 9999, "TCP"), BACKENDS)
+    assert not allowed(edge, Flow("upf-edge01", "intruder-free5gc-upf", 9999, "TCP"), BACKENDS)
+    assert not allowed(edge, Flow("upf-edge01", "mgmt-other", 4317, "TCP"), BACKENDS)
+    assert not allowed(regional, Flow("intruder-free5gc-cp", "nrf", 8000, "TCP"), BACKENDS)
+    assert not allowed(regional, Flow("smf-regional", "intruder-free5gc-cp", 80, "TCP"), BACKENDS)
+    assert allowed(regional, Flow("intruder-free5gc-cp", "kube-dns", 53, "UDP"), BACKENDS)
 
 
 def _clean(o: dict) -> dict:
@@ -266,16 +422,18 @@ def test_an_id_naming_no_namespace_of_this_cluster_stays_denied_with_a_warning(s
     assert len(said) == 1 and said[0]["severity"] == "warning" and "cannot select" in said[0]["message"]
 
 
-def test_packages_sharing_a_namespace_generate_no_common_object(rendered) -> None:
+def test_packages_sharing_a_namespace_generate_no_common_object(rendered, nrf) -> None:
     """The SMF and AMF packages both live in free5gc-cp on the regional cluster and are applied
     by one ConfigSync: two packages emitting the same (kind, namespace, name) would be a
-    conflict there. Every generated object is per identity (PeerAuthentication included)."""
-    def generated(nf: str) -> set[tuple]:
+    conflict there. Every generated object is per identity (PeerAuthentication included), and the
+    namespace baselines of default deny are named after the package's identity."""
+    def generated(items: list[dict]) -> set[tuple]:
         return {(o["apiVersion"], o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
-                for o in rendered[nf][0]
+                for o in items
                 if "workloadidentity.nephio.org/owner" in (o["metadata"].get("annotations") or {})
                 and (o["metadata"].get("annotations") or {}).get("config.kubernetes.io/local-config") != "true"}
-    smf, amf = generated("smf"), generated("amf")
-    assert any(k[1] == "PeerAuthentication" and k[2] == "free5gc-cp" for k in smf)
-    assert any(k[1] == "PeerAuthentication" and k[2] == "free5gc-cp" for k in amf)
-    assert smf & amf == set()
+    smf, amf, nrf_objs = generated(rendered["smf"][0]), generated(rendered["amf"][0]), generated(nrf)
+    for objs in (smf, amf, nrf_objs):
+        assert any(k[1] == "PeerAuthentication" and k[2] == "free5gc-cp" for k in objs)
+        assert any(k[1] == "NetworkPolicy" and k[3].startswith("default-deny-") for k in objs)
+    assert smf & amf == set() and smf & nrf_objs == set() and amf & nrf_objs == set()

@@ -1,6 +1,6 @@
-"""The authorization generator: zero-trust policy from the identities' ingress rules.
+"""The authorization generator: zero-trust policy from the identities' ingress and egress rules.
 
-Reads every WorkloadIdentity's ``spec.ingress`` and the IdentityContext's ``spec.policy``,
+Reads every WorkloadIdentity's ``spec.ingress`` and ``spec.egress`` and the IdentityContext's ``spec.policy``,
 builds one policy model (``rules``) and emits, for each enabled backend, Istio
 (``istio``), Kubernetes NetworkPolicy (``networkpolicy``), MultiNetworkPolicy
 (``multinetworkpolicy``) and Linkerd (``linkerd``) resources, plus a who-may-talk-to-whom
@@ -53,6 +53,20 @@ def enforcers(model: PolicyModel, network: bool, protocol: str) -> list[str]:
 
 def coverage_warnings(model: PolicyModel) -> list[Result]:
     out = []
+    for rule in model.egress_rules:
+        if not model.default_deny:
+            out.append(info(
+                f"egress rule {rule.label}: with IdentityContext spec.policy.defaultDeny false the client's egress "
+                "is not isolated, so nothing is generated for it (it may already reach every peer); egress rules "
+                "take effect under defaultDeny", rule.target.ref, rule.field_path))
+            continue
+        need = "multinetworkpolicy" if rule.network is not None else "networkpolicy"
+        if need not in model.backends:
+            enabled = ", ".join(model.backends) or "none"
+            out.append(warning(
+                f"egress rule {rule.label}: egress is enforced by {need} only, which is not enabled "
+                f"(IdentityContext spec.policy.backends: {enabled}); the client is not isolated by it either way. "
+                f"Add {need} to spec.policy.backends", rule.target.ref, f"{rule.field_path}.ports"))
     for rule in model.rules:
         bare = [p for p in rule.ports if not enforcers(model, rule.network is not None, p.protocol)]
         if bare:
@@ -95,7 +109,7 @@ def authorize(rl: ResourceList) -> None:
             owner = condition_type(identity) if identity else baseline_owner
             ns = obj["metadata"].get("namespace", "")
             desired.append(Desired(mark(obj, owner), f"{FOLDER}/{ns}/{backend}.yaml"))
-    if model.rules and baseline_owner:
+    if (model.rules or model.egress_rules) and baseline_owner:
         desired.append(Desired(mark(diagram_configmap(model), baseline_owner), f"{FOLDER}/diagram.yaml"))
 
     report = sync(rl, frozenset(KINDS), desired)
@@ -114,7 +128,9 @@ def authorize(rl: ResourceList) -> None:
         counts[d.obj["kind"]] = counts.get(d.obj["kind"], 0) + 1
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing"
     backends = ", ".join(model.backends) or "no backend"
-    rl.add(info(f"authorization from {len(model.rules)} rule{'s' if len(model.rules) != 1 else ''} "
+    n = len(model.rules) + len(model.egress_rules)
+    egress = f", {len(model.egress_rules)} of them egress" if model.egress_rules else ""
+    rl.add(info(f"authorization from {n} rule{'s' if n != 1 else ''}{egress} "
                 f"({backends}, defaultDeny {'on' if model.default_deny else 'off'}): generated {summary}"))
 
 

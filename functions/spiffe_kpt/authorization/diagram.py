@@ -21,7 +21,8 @@ def _q(text: str) -> str:
 
 def _edge_label(rule: Rule) -> str:
     ports = ", ".join(str(p) for p in rule.ports)
-    label = f"{rule.name} ({rule.description}): {ports}" if rule.description else f"{rule.name}: {ports}"
+    name = rule.name if rule.direction == "ingress" else f"egress {rule.name}"
+    label = f"{name} ({rule.description}): {ports}" if rule.description else f"{name}: {ports}"
     if rule.network is not None:
         label += f" on {rule.network.ref}"
     return label
@@ -44,15 +45,17 @@ def mermaid(model: PolicyModel) -> str:
             if ep.namespace == ns:
                 node(f"id:{ep.identity}", f"{ep.identity}<br/>{ep.spiffe_id}")  # declared inside the subgraph
         lines.append("  end")
-    for rule in model.rules:
-        dst = ids[f"id:{rule.target.identity}"]
-        srcs = [node("any", "any peer", "any")] if rule.allow_all else []
+    for rule in model.rules + model.egress_rules:
+        own = ids[f"id:{rule.target.identity}"]
+        others = [node("any", "any peer", "any")] if rule.allow_all else []
         for peer in rule.peers:
             if peer.endpoint is not None:
-                srcs.append(ids[f"id:{peer.endpoint.identity}"])
+                others.append(ids[f"id:{peer.endpoint.identity}"])
             else:
-                srcs.append(node(f"ext:{peer}", str(peer), "ext"))
-        for src in srcs:
+                others.append(node(f"ext:{peer}", str(peer), "ext"))
+        for other in others:
+            # Edges point from client to server: into the target for ingress, out of it for egress.
+            src, dst = (other, own) if rule.direction == "ingress" else (own, other)
             lines.append(f'  {src} -->|"{_q(_edge_label(rule))}"| {dst}')
     return "\n".join(lines) + "\n"
 

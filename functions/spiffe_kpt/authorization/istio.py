@@ -13,7 +13,9 @@ A trailing ``*`` is a prefix match.
 
 The sidecar only carries TCP: UDP and SCTP rules, and rules bound to a Multus network (whose
 traffic does not pass through the sidecar's interface), are left to the network backends and
-named in a result.
+named in a result. Declared egress rules (``spec.egress``) get an info each: Istio authorizes
+at the server (the server's package lists this client), and restricting a client's outbound
+traffic would need an egress gateway or a Sidecar resource, which is not generated.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
     results: list[Result] = []
     if model.default_deny:
         for ns in model.namespaces:
-            objs.append(("", {"apiVersion": API_VERSION, "kind": AUTHZ, "metadata": _meta(ALLOW_NOTHING, ns),
+            objs.append(("", {"apiVersion": API_VERSION, "kind": AUTHZ,
+                              "metadata": _meta(model.baseline_name(ALLOW_NOTHING, ns), ns),
                               "spec": {}}))
     for identity in sorted(model.endpoints):
         ep = model.endpoints[identity]
@@ -80,6 +83,12 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
             "apiVersion": API_VERSION, "kind": AUTHZ, "metadata": _meta(identity, target.namespace),
             "spec": {"selector": {"matchLabels": target.labels}, "action": "ALLOW", "rules": spec_rules}}))
 
+    for rule in model.egress_rules:
+        results.append(info(
+            f"istio: egress rule {rule.label} is enforced by the network backends only (networkpolicy, "
+            "multinetworkpolicy): Istio authorizes at the server, by the ingress rules of the peer's package; "
+            "restricting a client's outbound traffic in Istio would need an egress gateway or a Sidecar resource, "
+            "which this function does not generate", rule.target.ref, rule.field_path))
     if model.non_istio_ids and model.rules:
         results.append(info(
             "istio: the SPIFFE IDs of " + ", ".join(sorted(model.non_istio_ids)) + " do not follow Istio's "

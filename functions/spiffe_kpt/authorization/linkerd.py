@@ -33,6 +33,11 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
             "linkerd: for zero trust on ports no rule names, annotate the namespaces "
             f"{', '.join(model.namespaces)} with config.linkerd.io/default-inbound-policy: deny (the generated "
             "Servers already restrict the ports the rules name)"))
+    for rule in model.egress_rules:
+        results.append(info(
+            f"linkerd: egress rule {rule.label} is enforced by the network backends only (networkpolicy, "
+            "multinetworkpolicy): Linkerd authorizes at the server (Server, AuthorizationPolicy), by the ingress "
+            "rules of the peer's package", rule.target.ref, rule.field_path))
     for rule in model.rules:
         t = rule.target
         if rule.network is not None:

@@ -1,6 +1,6 @@
 """The policy model: who may reach whom, on which ports, independent of any backend.
 
-Built once from the package's WorkloadIdentity ingress rules (``rules.resolve_rules``) and
+Built once from the package's WorkloadIdentity ingress and egress rules (``rules.resolve_rules``) and
 read by every backend (``istio``, ``networkpolicy``, ``multinetworkpolicy``, ``linkerd``) and
 by the diagram, so they cannot disagree about what the rules mean. No YAML here.
 """
@@ -86,13 +86,21 @@ class Rule:
     ports: list[Port]
     network: Network | None
     allow_all: bool
-    field_path: str  # spec.ingress[i]
+    field_path: str  # spec.ingress[i] or spec.egress[i]
     description: str = ""
+    # 'ingress': target is the server, peers its clients (spec.ingress[].from). 'egress': target
+    # is the client that declared the rule, peers the servers it may reach (spec.egress[].to).
+    direction: str = "ingress"
 
     @property
     def label(self) -> str:
         """How results name the rule: '<identity>/<rule>'."""
         return f"{self.target.identity}/{self.name}"
+
+    @property
+    def what(self) -> str:
+        """'rule' or 'egress rule', for messages."""
+        return "rule" if self.direction == "ingress" else "egress rule"
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,9 @@ class PolicyModel:
     backends: tuple[str, ...]
     default_deny: bool
     dns: DnsEgress
-    rules: list[Rule] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)  # ingress rules (enforced at the server)
+    # Declared egress rules (spec.egress): enforced at the client by the network backends only.
+    egress_rules: list[Rule] = field(default_factory=list)
     # Resolved identities by name, and the namespaces they live in (sorted): the scope of the
     # per-namespace baselines. Other namespaces are never touched.
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
@@ -118,3 +128,11 @@ class PolicyModel:
 
     def enabled(self, backend: str) -> bool:
         return backend in self.backends
+
+    def baseline_name(self, base: str, namespace: str) -> str:
+        """Name of a namespace baseline (default deny) this package emits: '<base>-<identity>',
+        after the package's first identity (alphabetically) in that namespace. Packages sharing a
+        namespace (the 5G core's SMF and AMF in free5gc-cp) then each bring their own, never the
+        same object twice (ConfigSync rejects duplicates); identical deny-alls add up to one."""
+        first = min(e.identity for e in self.endpoints.values() if e.namespace == namespace)
+        return f"{base}-{first}"

@@ -4,9 +4,12 @@ Telco interfaces (N2, N3, N4) usually live on secondary interfaces that Multus a
 NetworkAttachmentDefinition; Kubernetes NetworkPolicy and the mesh never see that traffic.
 multi-networkpolicy applies NetworkPolicy's spec and semantics per network, choosing the
 network by the annotation ``k8s.v1.cni.cncf.io/policy-for: <namespace>/<net-attach-def>``.
-So the shape is NetworkPolicy's, per network: a ``default-deny-<network>`` in every namespace of
+So the shape is NetworkPolicy's, per network: a ``default-deny-<network>-<identity>`` (as
+NetworkPolicy's baseline, named after the package's first identity there) in every namespace of
 the package's identities, ``<identity>-<network>-ingress`` at servers and
-``<identity>-<network>-egress`` at clients.
+``<identity>-<network>-egress`` at clients (from the package's ingress rules and the client's own
+``spec.egress`` rules bound to that network, merged). The network of an egress rule is the
+client's attachment.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from ..krm.results import Result
 from .model import Network, PolicyModel
-from .networkpolicy import add_egress, policies, ingress_entry, peers_of
+from .networkpolicy import add_declared_egress, add_egress, ingress_entry, peers_of, policies
 
 API_VERSION = "k8s.cni.cncf.io/v1beta1"
 KIND = "MultiNetworkPolicy"
@@ -27,7 +30,7 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
     objs: list[tuple[str, dict[str, Any]]] = []
     results: list[Result] = []
     by_net: dict[Network, list] = {}
-    for rule in model.rules:
+    for rule in model.rules + (model.egress_rules if model.default_deny else []):
         if rule.network is not None:
             by_net.setdefault(rule.network, []).append(rule)
     for net in sorted(by_net, key=lambda n: n.ref):
@@ -35,19 +38,24 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
         ingress: dict[str, list[dict[str, Any]]] = {}
         egress: dict[str, list[dict[str, Any]]] = {}
         for rule in rules:
+            if rule.direction == "egress":
+                continue  # after the derived egress, so a repeated one merges into it
             entries = ingress.setdefault(rule.target.identity, [])
             entry = ingress_entry(rule, peers_of(rule, "multinetworkpolicy", results))
             if entry is not None:
                 entries.append(entry)
             if model.default_deny:
                 add_egress(rule, egress)
+        for rule in rules:
+            if rule.direction == "egress":
+                add_declared_egress(rule, egress, "multinetworkpolicy", results)
         ann = {POLICY_FOR: net.ref}
         if model.default_deny:
             # Every namespace of the package's identities, not only those of this network's rules:
             # any pod there may be attached to the network, and zero trust covers it too.
             for ns in model.namespaces:
                 objs.append(("", {"apiVersion": API_VERSION, "kind": KIND, "metadata": {
-                    "name": f"default-deny-{net.name}", "namespace": ns, "annotations": dict(ann)},
+                    "name": model.baseline_name(f"default-deny-{net.name}", ns), "namespace": ns, "annotations": dict(ann)},
                     "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}))
         objs.extend(policies(model, ingress, egress,
                               lambda ident, direction, n=net.name: f"{ident}-{n}-{direction}", ann,

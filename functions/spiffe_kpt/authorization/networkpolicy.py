@@ -4,9 +4,13 @@ MultiNetworkPolicy shares (its spec is NetworkPolicy's).
 Semantics this relies on (Kubernetes docs): a pod selected by any policy of a direction is
 isolated in that direction, and then allowed exactly the union of those policies' rules; a
 connection needs the server's ingress and the client's egress to allow it. So, under zero
-trust, each namespace of the package's identities gets one ``default-deny`` policy (every pod,
+trust, each namespace of the package's identities gets one ``default-deny-<identity>`` policy
+(named after the package's first identity there, so packages sharing a namespace don't collide; every pod,
 both directions, DNS egress kept), each protected workload an ``<identity>-ingress`` policy,
-and each client an ``<identity>-egress`` policy towards the servers it may reach.
+and each client an ``<identity>-egress`` policy towards the servers it may reach: those of the
+package whose ingress rules name it, and the peers of its own declared egress rules
+(``spec.egress``, for servers in other packages or clusters), merged into that one policy
+without repeating a peer and port the other already opens.
 
 Peers are selected by the same attestation attributes the registrations use: the identity's
 selector labels and the namespace's immutable ``kubernetes.io/metadata.name`` label. A peer
@@ -40,6 +44,8 @@ def ports_of(ports: list[Port]) -> list[dict[str, Any]]:
 def peers_of(rule: Rule, backend: str, results: list[Result]) -> list[dict[str, Any]]:
     """The rule's peers as NetworkPolicyPeers; peers that cannot be expressed get a warning."""
     out: list[dict[str, Any]] = []
+    allows = "allows" if rule.direction == "ingress" else "may reach"
+    label = f"{rule.what} {rule.label}"
     for peer in rule.peers:
         if peer.endpoint is not None:
             out.append({"podSelector": {"matchLabels": peer.endpoint.labels},
@@ -47,12 +53,12 @@ def peers_of(rule: Rule, backend: str, results: list[Result]) -> list[dict[str, 
         elif peer.cidrs:
             out.extend({"ipBlock": {"cidr": c}} for c in peer.cidrs)
             results.append(info(
-                f"{backend}: rule {rule.label} allows {peer} by the address ranges spec.policy.peerClusters gives "
+                f"{backend}: {label} {allows} {peer} by the address ranges spec.policy.peerClusters gives "
                 f"for cluster {peer.cluster} ({', '.join(peer.cidrs)}): any workload with an address there passes "
                 "this layer; the SPIFFE ID is checked only by a mesh backend", rule.target.ref, peer.field_path))
         elif peer.cluster:
             results.append(warning(
-                f"{backend}: rule {rule.label} allows {peer}, but {backend} cannot select pods of another "
+                f"{backend}: {label} {allows} {peer}, but {backend} cannot select pods of another "
                 f"cluster and IdentityContext spec.policy.peerClusters gives no CIDRs for {peer.cluster!r}; "
                 f"this peer stays denied by {backend}. Add the peer's address ranges (pod CIDRs, or its addresses on "
                 "the rule's Multus network) to spec.policy.peerClusters",
@@ -60,12 +66,12 @@ def peers_of(rule: Rule, backend: str, results: list[Result]) -> list[dict[str, 
         elif peer.namespace:
             out.append({"namespaceSelector": ns_selector(peer.namespace)})
             results.append(info(
-                f"{backend}: rule {rule.label} allows {peer}, a workload outside the package: {backend} selects it "
+                f"{backend}: {label} {allows} {peer}, a workload outside the package: {backend} selects it "
                 f"by its namespace {peer.namespace!r} only (any pod there passes this layer)",
                 rule.target.ref, peer.field_path))
         else:
             results.append(warning(
-                f"{backend}: rule {rule.label} allows {peer}, which {backend} cannot select (it is not an "
+                f"{backend}: {label} {allows} {peer}, which {backend} cannot select (it is not an "
                 "identity of this package, its ID names no namespace of this cluster, and no 'cluster' with "
                 f"CIDRs is given); this peer stays denied by {backend}. Add 'cluster' and "
                 "spec.policy.peerClusters, or rely on a mesh backend", rule.target.ref, peer.field_path))
@@ -95,7 +101,7 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
                     "ports": [{"protocol": "UDP", "port": model.dns.port},
                               {"protocol": "TCP", "port": model.dns.port}]}]
             objs.append(("", {"apiVersion": API_VERSION, "kind": KIND,
-                              "metadata": {"name": DEFAULT_DENY, "namespace": ns}, "spec": spec}))
+                              "metadata": {"name": model.baseline_name(DEFAULT_DENY, ns), "namespace": ns}, "spec": spec}))
 
     ingress: dict[str, list[dict[str, Any]]] = {}
     egress: dict[str, list[dict[str, Any]]] = {}
@@ -110,19 +116,54 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
             entries.append(entry)
         if model.default_deny:
             add_egress(rule, egress)
+    if model.default_deny:
+        for rule in model.egress_rules:
+            if rule.network is None:
+                add_declared_egress(rule, egress, "networkpolicy", results)
     objs.extend(policies(model, ingress, egress, lambda ident, direction: f"{ident}-{direction}", {}))
     return objs, results
 
 
 def add_egress(rule: Rule, egress: dict[str, list[dict[str, Any]]]) -> None:
-    """The client side: only clients in the package are ours to open (others are not isolated by us)."""
+    """The client side of an ingress rule: only clients in the package are ours to open (a client
+    in another package opens its own egress with spec.egress)."""
     target = rule.target
     for peer in rule.peers:
         if peer.endpoint is not None:
-            egress.setdefault(peer.endpoint.identity, []).append({
+            merge_entry(egress.setdefault(peer.endpoint.identity, []), {
                 "to": [{"podSelector": {"matchLabels": target.labels},
                         "namespaceSelector": ns_selector(target.namespace)}],
                 "ports": ports_of(rule.ports)})
+
+
+def add_declared_egress(rule: Rule, egress: dict[str, list[dict[str, Any]]], backend: str,
+                        results: list[Result]) -> None:
+    """A declared egress rule (spec.egress) at its client, in the same per-client policy as the
+    egress derived from the package's ingress rules. Seeded even when no peer can be expressed:
+    the client stays isolated (default deny) and the warning says which peer stays denied."""
+    entries = egress.setdefault(rule.target.identity, [])
+    if rule.allow_all:
+        merge_entry(entries, {"ports": ports_of(rule.ports)})
+        return
+    peers = peers_of(rule, backend, results)
+    if peers:
+        merge_entry(entries, {"to": peers, "ports": ports_of(rule.ports)})
+
+
+def merge_entry(entries: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+    """Append an egress entry, leaving out what earlier entries already open: a peer whose every
+    port is allowed towards it is dropped, an entry left with no peer is not added. So a declared
+    egress that repeats one derived from an ingress rule of the package adds nothing."""
+    def covered(peer: dict[str, Any] | None, port: dict[str, Any]) -> bool:
+        return any(port in (e.get("ports") or [port]) and ("to" not in e or peer is not None and peer in e["to"])
+                   for e in entries)
+    if "to" not in entry:
+        if not all(covered(None, p) for p in entry["ports"]):
+            entries.append(entry)
+        return
+    peers = [pr for pr in entry["to"] if not all(covered(pr, p) for p in entry["ports"])]
+    if peers:
+        entries.append({"to": peers, "ports": entry["ports"]})
 
 
 def policies(model: PolicyModel, ingress: dict[str, list[dict[str, Any]]], egress: dict[str, list[dict[str, Any]]],

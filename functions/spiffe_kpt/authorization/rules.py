@@ -1,4 +1,4 @@
-"""Resolve the package's ingress rules into the policy model, with results for every mistake.
+"""Resolve the package's ingress and egress rules into the policy model, with results for every mistake.
 
 Input: the identities ``api.resolve`` produced and the context. One pass over the rules with
 dict look-ups (identities by name and by SPIFFE ID, container ports by name): linear in the
@@ -23,6 +23,9 @@ from ..krm.results import Result, error, warning
 from .model import BACKENDS, DnsEgress, Endpoint, Network, Peer, PolicyModel, Port, Rule
 
 PEER_KINDS = ("identity", "spiffeID", "spiffeIDPrefix", "trustDomain")
+DIRECTIONS = ("ingress", "egress")
+# The peer list of a rule: who may connect (ingress), whom this workload may connect to (egress).
+PEERS_KEY = {"ingress": "from", "egress": "to"}
 _ISTIO_PATH = re.compile(r"^/ns/([^/]+)/sa/([^/]+)$")
 # The project's cluster-scoped ID formats ('cluster', 'region') name the cluster as well: such an
 # ID names a namespace of this cluster when its cluster is the context's.
@@ -89,46 +92,53 @@ def resolve_rules(identities: list[Identity], ctx: Context) -> RuleResolution:
     by_id = {e.spiffe_id: e for e in model.endpoints.values()}
 
     for ident in identities:
-        rules = ident.spec.get("ingress") or []
-        if not rules:
+        if not (ident.spec.get("ingress") or ident.spec.get("egress")):
             continue
         if ident.spiffe_id is None:
             out.waiting.append(ident.name)
             # Still check what can be checked without context, so mistakes show early.
-        _resolve_identity_rules(ident, rules, by_name, by_id, clusters, ctx, out)
+        for direction in DIRECTIONS:
+            rules = ident.spec.get(direction) or []
+            if rules:
+                _resolve_identity_rules(ident, rules, by_name, by_id, clusters, ctx, out, direction)
     return out
 
 
 def _resolve_identity_rules(ident: Identity, rules: list[dict[str, Any]], by_name: dict[str, Identity],
                             by_id: dict[str, Endpoint], clusters: dict[str, tuple[str, ...]], ctx: Context,
-                            out: RuleResolution) -> None:
+                            out: RuleResolution, direction: str = "ingress") -> None:
     named, exposed = container_ports(ident.workload)
+    egress = direction == "egress"
+    peers_key = PEERS_KEY[direction]
     target = out.model.endpoints.get(ident.name)
     seen_names: dict[str, int] = {}
     # (port, protocol, network) -> rule that declared it: two rules for one port is a conflict.
     claimed: dict[tuple[int, str, str], str] = {}
     for i, raw in enumerate(rules):
-        path = f"spec.ingress[{i}]"
+        path = f"spec.{direction}[{i}]"
         rname = raw["name"]
         before = len(out.errors)
         if rname in seen_names:
             out.errors.append(error(
-                f"WorkloadIdentity {ident.name}: two ingress rules are named {rname!r} "
-                f"(spec.ingress[{seen_names[rname]}] and {path}); rule names must be unique within an identity",
+                f"WorkloadIdentity {ident.name}: two {direction} rules are named {rname!r} "
+                f"(spec.{direction}[{seen_names[rname]}] and {path}); rule names must be unique within an identity",
                 ident.ref, f"{path}.name", current_value=rname))
         seen_names.setdefault(rname, i)
 
-        peers = _resolve_peers(ident, rname, raw, path, by_name, by_id, clusters, ctx, out)
+        peers = _resolve_peers(ident, rname, raw, path, by_name, by_id, clusters, ctx, out, direction)
         allow_all = bool(raw.get("allowAll"))
-        if not raw.get("from") and not allow_all:
+        if not raw.get(peers_key) and not allow_all:
+            what = ("would let this workload reach every peer; list the servers under 'to', or set allowAll: true "
+                    "if it really may connect to anyone on these ports") if egress else \
+                ("would let every peer in; list the peers under 'from', or set allowAll: true if the port really "
+                 "is open to all")
             out.errors.append(error(
-                f"WorkloadIdentity {ident.name}: ingress rule {rname!r} has no 'from', which would let every "
-                "peer in; list the peers under 'from', or set allowAll: true if the port really is open to all",
-                ident.ref, f"{path}.from"))
-        elif raw.get("from") and allow_all:
+                f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} has no {peers_key!r}, which {what}",
+                ident.ref, f"{path}.{peers_key}"))
+        elif raw.get(peers_key) and allow_all:
             out.errors.append(error(
-                f"WorkloadIdentity {ident.name}: ingress rule {rname!r} sets allowAll: true and lists peers "
-                "under 'from'; choose one (allowAll accepts every peer, so the list would mean nothing)",
+                f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} sets allowAll: true and lists peers "
+                f"under {peers_key!r}; choose one (allowAll accepts every peer, so the list would mean nothing)",
                 ident.ref, f"{path}.allowAll", current_value=True))
 
         network = None
@@ -139,7 +149,10 @@ def _resolve_identity_rules(ident: Identity, rules: list[dict[str, Any]], by_nam
         ports: list[Port] = []
         for k, rp in enumerate(raw["ports"]):
             ppath = f"{path}.ports[{k}]"
-            port = _resolve_port(ident, rname, rp, ppath, named, out)
+            if egress:
+                port = _resolve_egress_port(ident, rname, rp, ppath, raw, by_name, out)
+            else:
+                port = _resolve_port(ident, rname, rp, ppath, named, out)
             if port is None:
                 continue
             key = (port.number, port.protocol, network.ref if network else "")
@@ -147,23 +160,23 @@ def _resolve_identity_rules(ident: Identity, rules: list[dict[str, Any]], by_nam
             if other is not None and other != rname:
                 on = f" on network {network.ref}" if network else ""
                 out.errors.append(error(
-                    f"WorkloadIdentity {ident.name}: ingress rules {other!r} and {rname!r} both declare "
-                    f"{port}{on}; a port's peers are declared once, so merge the two rules' 'from' lists "
+                    f"WorkloadIdentity {ident.name}: {direction} rules {other!r} and {rname!r} both declare "
+                    f"{port}{on}; a port's peers are declared once, so merge the two rules' {peers_key!r} lists "
                     "into one rule", ident.ref, ppath, current_value=rp.get("port")))
                 continue
             claimed[key] = rname
             if port not in ports:
                 ports.append(port)
-            if (port.number, port.protocol) not in exposed:
+            if not egress and (port.number, port.protocol) not in exposed:
                 out.advisories.append(warning(
                     f"WorkloadIdentity {ident.name}: ingress rule {rname!r} allows {port}, but no container of "
                     f"{ident.workload_ref} declares that port; add it to the container's ports (or fix the "
                     "rule) so the allowed port is the one the workload serves", ident.ref, ppath,
                     current_value=rp.get("port")))
         if len(out.errors) == before and target is not None:
-            out.model.rules.append(Rule(name=rname, target=target, peers=peers, ports=ports, network=network,
-                                        allow_all=allow_all, field_path=path,
-                                        description=str(raw.get("description") or "")))
+            rule = Rule(name=rname, target=target, peers=peers, ports=ports, network=network, allow_all=allow_all,
+                        field_path=path, description=str(raw.get("description") or ""), direction=direction)
+            (out.model.egress_rules if egress else out.model.rules).append(rule)
 
 
 def _resolve_port(ident: Identity, rname: str, rp: dict[str, Any], path: str, named: dict[str, Port],
@@ -189,16 +202,49 @@ def _resolve_port(ident: Identity, rname: str, rp: dict[str, Any], path: str, na
     return found
 
 
+def _resolve_egress_port(ident: Identity, rname: str, rp: dict[str, Any], path: str, raw: dict[str, Any],
+                         by_name: dict[str, Identity], out: RuleResolution) -> Port | None:
+    """An egress port is the server's: a name resolves only when every peer is an identity of
+    this package whose workload has a container port of that name (one number, one protocol)."""
+    value = rp["port"]
+    if isinstance(value, int):
+        return Port(value, rp.get("protocol", "TCP"))
+    found: set[Port] = set()
+    unresolvable = not raw.get("to")
+    for p in raw.get("to") or []:
+        peer = by_name.get(p.get("identity", "")) if set(p) == {"identity"} else None
+        port = container_ports(peer.workload)[0].get(value) if peer is not None else None
+        if port is None:
+            unresolvable = True
+        else:
+            found.add(Port(port.number, port.protocol, value))
+    if unresolvable or len(found) != 1:
+        out.errors.append(error(
+            f"WorkloadIdentity {ident.name}: egress rule {rname!r} names port {value!r}, which can only be resolved "
+            "when every 'to' peer is an identity of this package whose workload has one container port of that "
+            "name; use the server's port number (and protocol)", ident.ref, f"{path}.port", current_value=value))
+        return None
+    port = found.pop()
+    if rp.get("protocol") and rp["protocol"] != port.protocol:
+        out.errors.append(error(
+            f"WorkloadIdentity {ident.name}: egress rule {rname!r} says port {value!r} is {rp['protocol']}, but the "
+            f"servers' container port {value!r} is {port.protocol} {port.number}; remove 'protocol' or make them "
+            "agree", ident.ref, f"{path}.protocol", current_value=rp["protocol"], proposed_value=port.protocol))
+        return None
+    return port
+
+
 def _resolve_peers(ident: Identity, rname: str, raw: dict[str, Any], path: str, by_name: dict[str, Identity],
                    by_id: dict[str, Endpoint], clusters: dict[str, tuple[str, ...]], ctx: Context,
-                   out: RuleResolution) -> list[Peer]:
+                   out: RuleResolution, direction: str = "ingress") -> list[Peer]:
     peers: list[Peer] = []
-    for j, p in enumerate(raw.get("from") or []):
-        fpath = f"{path}.from[{j}]"
+    key = PEERS_KEY[direction]
+    for j, p in enumerate(raw.get(key) or []):
+        fpath = f"{path}.{key}[{j}]"
         kinds = [k for k in PEER_KINDS if k in p]
         if len(kinds) != 1:
             out.errors.append(error(
-                f"WorkloadIdentity {ident.name}: ingress rule {rname!r}: each 'from' entry sets exactly one of "
+                f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: each {key!r} entry sets exactly one of "
                 f"{', '.join(PEER_KINDS)}; this one sets {', '.join(kinds) or 'none'}. Split it into one entry "
                 "per peer", ident.ref, fpath))
             continue
@@ -210,7 +256,7 @@ def _resolve_peers(ident: Identity, rname: str, raw: dict[str, Any], path: str, 
         if kind == "identity":
             if cluster:
                 out.errors.append(error(
-                    f"WorkloadIdentity {ident.name}: ingress rule {rname!r}: 'identity' names a WorkloadIdentity "
+                    f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: 'identity' names a WorkloadIdentity "
                     f"of this package, which runs in this cluster; for a peer in cluster {cluster!r} use its "
                     "spiffeID (or spiffeIDPrefix) with 'cluster'", ident.ref, f"{fpath}.cluster",
                     current_value=cluster))
@@ -219,7 +265,8 @@ def _resolve_peers(ident: Identity, rname: str, raw: dict[str, Any], path: str, 
             if peer_ident is None:
                 known = ", ".join(sorted(by_name)) or "none"
                 out.errors.append(error(
-                    f"WorkloadIdentity {ident.name}: ingress rule {rname!r} allows identity {value!r}, which is "
+                    f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} "
+                    f"{'may reach' if direction == 'egress' else 'allows'} identity {value!r}, which is "
                     f"not a WorkloadIdentity of this package (identities: {known}); fix the name, or use "
                     "spiffeID for a workload outside the package", ident.ref, f"{fpath}.identity",
                     current_value=value))
@@ -239,7 +286,7 @@ def _resolve_peers(ident: Identity, rname: str, raw: dict[str, Any], path: str, 
                 td = validate_trust_domain(value)
                 principal, spath = td + "/*", ""
         except SpiffeIDError as exc:
-            out.errors.append(error(f"WorkloadIdentity {ident.name}: ingress rule {rname!r}: {kind} {value!r} is "
+            out.errors.append(error(f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: {kind} {value!r} is "
                                     f"not valid: {exc}", ident.ref, f"{fpath}.{kind}", current_value=value))
             continue
         if kind == "spiffeID" and not cluster and value in by_id:
