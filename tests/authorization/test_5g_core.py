@@ -437,3 +437,13 @@ def test_packages_sharing_a_namespace_generate_no_common_object(rendered, nrf) -
         assert any(k[1] == "PeerAuthentication" and k[2] == "free5gc-cp" for k in objs)
         assert any(k[1] == "NetworkPolicy" and k[3].startswith("default-deny-") for k in objs)
     assert smf & amf == set() and smf & nrf_objs == set() and amf & nrf_objs == set()
+
+
+def test_the_diagram_draws_egress_edges_from_client_to_peer(rendered) -> None:
+    diagram = next(o for o in rendered["upf"][0] if o["kind"] == "ConfigMap"
+                   and o["metadata"]["name"] == "authorization-diagram")["data"]["diagram.mmd"]
+    nodes = dict(line.strip().replace('(["', '["').split("[", 1) for line in diagram.splitlines()
+                 if line.startswith("  n") and "-->" not in line)
+    upf = next(k for k, v in nodes.items() if v.startswith('"upf-edge01'))
+    gateway = next(k for k, v in nodes.items() if "metrics-gateway" in v)
+    assert f'  {upf} -->|"egress metrics (OTLP metrics push): TCP 4317"| {gateway}' in diagram.splitlines()

@@ -188,3 +188,161 @@ def test_no_backend_warns_that_rules_are_not_enforced() -> None:
               if r["severity"] == "warning" and "enforced by no enabled backend" in r["message"]}
     assert warned == {("upf", "spec.ingress[0].ports"), ("smf", "spec.ingress[0].ports"),
                       ("amf", "spec.ingress[0].ports")}
+
+
+# ---- spec.egress: the same checks as ingress, on the client's rules.
+
+def _egress(items: list[dict[str, Any]], name: str, *rules: dict[str, Any]) -> list[dict[str, Any]]:
+    _wi(items, name)["spec"]["egress"] = list(rules)
+    return items
+
+
+@pytest.mark.parametrize("port,field,words", [
+    ({"port": 0, "protocol": "UDP"}, "spec.egress[0].ports[0].port", "must be at least 1"),
+    ({"port": 65536}, "spec.egress[0].ports[0].port", "must be at most 65535"),
+    ({"port": 8000, "protocol": "ICMP"}, "spec.egress[0].ports[0].protocol", "must be one of TCP, UDP, SCTP"),
+])
+def test_egress_port_or_protocol_out_of_range(port: dict[str, Any], field: str, words: str) -> None:
+    items = _egress(_package(), "smf", {"name": "x", "to": [{"identity": "amf"}], "ports": [port]})
+    err = _one_error(items)
+    assert words in err["message"]
+    _assert_ref(err, "smf", field)
+
+
+def test_egress_to_an_identity_that_does_not_exist() -> None:
+    items = _egress(_package(), "smf", {"name": "sbi", "to": [{"identity": "nrf"}], "ports": [{"port": 8000}]})
+    err = _one_error(items)
+    assert "egress rule 'sbi' may reach identity 'nrf', which is not a WorkloadIdentity of this package" in err["message"]
+    assert "use spiffeID for a workload outside the package" in err["message"]
+    _assert_ref(err, "smf", "spec.egress[0].to[0].identity")
+
+
+def test_egress_with_empty_to_needs_allow_all() -> None:
+    items = _egress(_package(), "smf", {"name": "out", "to": [], "ports": [{"port": 443}]})
+    err = _one_error(items)
+    assert "egress rule 'out' has no 'to', which would let this workload reach every peer" in err["message"]
+    assert "allowAll: true" in err["message"]
+    _assert_ref(err, "smf", "spec.egress[0].to")
+
+
+def test_egress_allow_all_with_peers_is_an_error() -> None:
+    items = _egress(_package(), "smf", {"name": "out", "allowAll": True, "to": [{"identity": "amf"}],
+                                        "ports": [{"port": 443}]})
+    err = _one_error(items)
+    assert "sets allowAll: true and lists peers under 'to'" in err["message"]
+    _assert_ref(err, "smf", "spec.egress[0].allowAll")
+
+
+def test_egress_allow_all_opens_the_port_towards_every_peer() -> None:
+    items = _egress(_package(), "smf", {"name": "https", "allowAll": True, "ports": [{"port": 443}]})
+    out, results, code = render(items)
+    assert code == 0, _errors(results)
+    np = next(o for o in generated(out) if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "smf-egress")
+    assert {"ports": [{"protocol": "TCP", "port": 443}]} in np["spec"]["egress"]
+
+
+def test_egress_rules_for_the_same_port_conflict() -> None:
+    items = _egress(_package(), "smf", {"name": "a", "to": [{"spiffeID": "spiffe://core.telco-operator.net/ns/x/sa/y"}],
+                                        "ports": [{"port": 443}]},
+                    {"name": "b", "to": [{"spiffeID": "spiffe://core.telco-operator.net/ns/z/sa/y"}],
+                     "ports": [{"port": 443}]})
+    err = _one_error(items)
+    assert "egress rules 'a' and 'b' both declare TCP 443" in err["message"] and "'to' lists" in err["message"]
+    _assert_ref(err, "smf", "spec.egress[1].ports[0]")
+
+
+def test_egress_rule_names_are_unique() -> None:
+    rule = {"name": "a", "to": [{"identity": "amf"}], "ports": [{"port": 8000}]}
+    items = _egress(_package(), "smf", rule, {**rule, "ports": [{"port": 8001}]})
+    err = _one_error(items)
+    assert "two egress rules are named 'a' (spec.egress[0] and spec.egress[1])" in err["message"]
+    _assert_ref(err, "smf", "spec.egress[1].name")
+
+
+def test_egress_named_port_resolves_only_against_identities_of_the_package() -> None:
+    items = _egress(_package(), "smf", {"name": "n4", "to": [{"spiffeID": "spiffe://core.telco-operator.net/ns/x/sa/y"}],
+                                        "ports": [{"port": "pfcp"}]})
+    err = _one_error(items)
+    assert "egress rule 'n4' names port 'pfcp', which can only be resolved" in err["message"]
+    assert "use the server's port number" in err["message"]
+    _assert_ref(err, "smf", "spec.egress[0].ports[0].port")
+
+
+def test_egress_peer_with_two_kinds_and_identity_with_cluster() -> None:
+    items = _egress(_package(), "smf", {"name": "a", "to": [{"identity": "amf", "trustDomain": "x.org"}],
+                                        "ports": [{"port": 8000}]})
+    err = _one_error(items)
+    assert "each 'to' entry sets exactly one of identity, spiffeID, spiffeIDPrefix, trustDomain" in err["message"]
+    _assert_ref(err, "smf", "spec.egress[0].to[0]")
+    items = _egress(_package(), "smf", {"name": "a", "to": [{"identity": "amf", "cluster": "other"}],
+                                        "ports": [{"port": 8000}]})
+    err = _one_error(items)
+    assert "'identity' names a WorkloadIdentity of this package" in err["message"]
+    _assert_ref(err, "smf", "spec.egress[0].to[0].cluster")
+
+
+def test_validator_reports_egress_rule_errors() -> None:
+    items = _egress(_package(), "amf", {"name": "x", "to": [{"identity": "nope"}], "ports": [{"port": 80}]})
+    out, results, code = render(items, ["spiffe-specializer", "spiffe-validator"])
+    assert code == 1
+    err = next(r for r in _errors(results) if "nope" in r["message"])
+    _assert_ref(err, "amf", "spec.egress[0].to[0].identity")
+
+
+def test_egress_repeating_what_an_ingress_rule_opens_adds_nothing() -> None:
+    """The SMF's egress to the UPF (N4) and to the AMF (SBI) is already derived from their ingress
+    rules: declaring it again changes no generated object."""
+    base, _, code = render(_package())
+    assert code == 0
+    items = _egress(_package(), "smf",
+                    {"name": "n4", "to": [{"identity": "upf"}], "ports": [{"port": "pfcp"}], "network": "core-up/n4"},
+                    {"name": "sbi", "to": [{"spiffeID": "spiffe://core.telco-operator.net/ns/core-cp/sa/amf"}],
+                     "ports": [{"port": 8000}]})
+    out, results, code = render(items)
+    assert code == 0, _errors(results)
+    policies = {"NetworkPolicy", "MultiNetworkPolicy", "AuthorizationPolicy", "PeerAuthentication"}
+
+    def objs(rendered: list[dict[str, Any]]) -> dict[tuple, Any]:
+        return {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o["spec"]
+                for o in generated(rendered) if o["kind"] in policies}
+    assert objs(out) == objs(base)
+
+
+def test_egress_to_a_peer_cluster_without_cidrs_warns_and_stays_denied() -> None:
+    items = _egress(_package(), "smf", {"name": "metrics", "to": [
+        {"spiffeID": "spiffe://mgmt.telco-operator.net/ns/obs/sa/gw", "cluster": "mgmt"}], "ports": [{"port": 4317}]})
+    out, results, code = render(items)
+    assert code == 0, _errors(results)
+    warned = [r for r in results if r["severity"] == "warning" and "egress rule smf/metrics" in r["message"]]
+    assert len(warned) == 1 and "stays denied by networkpolicy" in warned[0]["message"]
+    assert warned[0]["field"]["path"] == "spec.egress[0].to[0]"
+    np = next(o for o in generated(out) if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "smf-egress")
+    assert all("to" in e and e["to"] for e in np["spec"]["egress"])  # never an allow-all entry
+    assert not any(4317 in [p["port"] for p in e["ports"]] for e in np["spec"]["egress"])
+
+
+def test_egress_without_default_deny_generates_nothing_and_says_so() -> None:
+    items = _egress(_package(), "smf", {"name": "https", "to": [{"trustDomain": "partner.example.net"}],
+                                        "ports": [{"port": 443}]})
+    ctx = next(o for o in items if o.get("kind") == "IdentityContext")
+    ctx["spec"]["policy"]["defaultDeny"] = False
+    out, results, code = render(items)
+    assert code == 0, _errors(results)
+    assert not any(o["metadata"]["name"].endswith("egress") for o in generated(out))
+    said = [r for r in results if r["message"].startswith("egress rule smf/https: with IdentityContext")]
+    assert len(said) == 1 and said[0]["severity"] == "info" and said[0]["field"]["path"] == "spec.egress[0]"
+
+
+def test_rerender_deletes_what_a_removed_egress_rule_generated() -> None:
+    items = _egress(_package(), "upf", {"name": "metrics", "to": [
+        {"spiffeID": "spiffe://ran.telco-operator.net/obs/gw", "cluster": "ran-edge-01"}], "ports": [{"port": 4317}]})
+    out, _, code = render(items)
+    assert code == 0
+    assert any(o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "upf-egress" for o in generated(out))
+    _wi(out, "upf")["spec"].pop("egress")
+    again, results, code = render(out)
+    assert code == 0
+    assert not any(o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "upf-egress" for o in generated(again))
+    assert any("deleted NetworkPolicy upf-egress" in r["message"] for r in results)
+    twice, results2, code = render(again)
+    assert code == 0 and generated(twice) == generated(again)

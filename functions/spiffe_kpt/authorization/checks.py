@@ -1,7 +1,8 @@
 """Validator checks for the authorization rules (called by spiffe-validator).
 
-Re-derives the policy model and reports: every rule error the generator would report
-(unknown identities, empty 'from' without allowAll, conflicting ports, bad peers), ports no
+Re-derives the policy model and reports: every rule error the generator would report, for
+ingress and egress rules alike (unknown identities, empty 'from'/'to' without allowAll,
+conflicting ports, unresolvable named ports, bad peers), ingress ports no
 container declares, and workloads that default deny will isolate although they have no
 identity and no explicit exemption.
 """
