@@ -447,3 +447,41 @@ def test_the_diagram_draws_egress_edges_from_client_to_peer(rendered) -> None:
     upf = next(k for k, v in nodes.items() if v.startswith('"upf-edge01'))
     gateway = next(k for k, v in nodes.items() if "metrics-gateway" in v)
     assert f'  {upf} -->|"egress metrics (OTLP metrics push): TCP 4317"| {gateway}' in diagram.splitlines()
+
+
+def _istiod(c: Cluster) -> None:
+    c.pods["istiod"] = Pod("istiod", "istio-system", (("app", "istiod"),))
+
+
+@pytest.mark.parametrize("nf", NFS)
+def test_sidecars_reach_istiod_under_default_deny(rendered, nf: str) -> None:
+    """Default deny on with the istio backend: every pod of the package's namespaces keeps TCP
+    15012 to istiod (xDS and certificates), or no policy Istio is given would ever be enforced;
+    nothing else towards the control plane is open."""
+    c = cluster_of(rendered[nf][0])
+    _istiod(c)
+    ours = [p for p, pod in c.pods.items() if pod.in_cluster and pod.namespace.startswith("free5gc")]
+    assert ours
+    for p in ours:
+        assert EVALUATORS["networkpolicy"](c, Flow(p, "istiod", 15012, "TCP")), p
+        assert not EVALUATORS["networkpolicy"](c, Flow(p, "istiod", 15010, "TCP")), p
+        assert not EVALUATORS["networkpolicy"](c, Flow(p, "istiod", 15012, "UDP")), p
+
+
+@pytest.mark.parametrize("change, kept", [({"backends": ["networkpolicy", "multinetworkpolicy"]}, False),
+                                          ({"istiod": {"allow": False}}, False),
+                                          ({"istiod": {"namespace": "mesh", "podLabels": {"istio": "pilot"},
+                                                       "port": 15443}}, True)])
+def test_istiod_egress_follows_the_policy_settings(change: dict, kept: bool) -> None:
+    items = read_package(FIVE_G_CORE / "smf")
+    ctx = next(i for i in items if i["kind"] == "IdentityContext")
+    ctx["spec"]["policy"].update(change)
+    out, results, code = render(items, FIVE_G_CORE_PIPELINE)
+    assert code == 0, [r for r in results if r["severity"] == "error"]
+    deny = next(o for o in out if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].startswith("default-deny"))
+    c = cluster_of(out)
+    ns = change.get("istiod", {}).get("namespace", "istio-system")
+    labels = tuple((change.get("istiod", {}).get("podLabels") or {"app": "istiod"}).items())
+    c.pods["istiod"] = Pod("istiod", ns, labels)
+    port = change.get("istiod", {}).get("port", 15012)
+    assert EVALUATORS["networkpolicy"](c, Flow("smf-regional", "istiod", port, "TCP")) is kept, deny["spec"]

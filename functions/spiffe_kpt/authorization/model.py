@@ -111,11 +111,23 @@ class DnsEgress:
     port: int = 53
 
 
+@dataclass(frozen=True)
+class IstiodEgress:
+    """What a sidecar must reach under default deny when the istio backend is on: istiod's xDS
+    and certificate port. Without it the proxies never get configuration or certificates, and
+    every policy this function emits for Istio is moot."""
+    allow: bool = True
+    namespace: str = "istio-system"
+    pod_labels: tuple[tuple[str, str], ...] = (("app", "istiod"),)
+    port: int = 15012
+
+
 @dataclass
 class PolicyModel:
     backends: tuple[str, ...]
     default_deny: bool
     dns: DnsEgress
+    istiod: IstiodEgress = field(default_factory=IstiodEgress)
     rules: list[Rule] = field(default_factory=list)  # ingress rules (enforced at the server)
     # Declared egress rules (spec.egress): enforced at the client by the network backends only.
     egress_rules: list[Rule] = field(default_factory=list)

@@ -100,6 +100,11 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
                             "podSelector": {"matchLabels": dict(model.dns.pod_labels)}}],
                     "ports": [{"protocol": "UDP", "port": model.dns.port},
                               {"protocol": "TCP", "port": model.dns.port}]}]
+            if model.enabled("istio") and model.istiod.allow:
+                spec.setdefault("egress", []).append({
+                    "to": [{"namespaceSelector": ns_selector(model.istiod.namespace),
+                            "podSelector": {"matchLabels": dict(model.istiod.pod_labels)}}],
+                    "ports": [{"protocol": "TCP", "port": model.istiod.port}]})
             objs.append(("", {"apiVersion": API_VERSION, "kind": KIND,
                               "metadata": {"name": model.baseline_name(DEFAULT_DENY, ns), "namespace": ns}, "spec": spec}))
 

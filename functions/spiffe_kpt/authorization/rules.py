@@ -20,7 +20,7 @@ from ..api import workloads as wl
 from ..api.resolve import Context, Identity
 from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
 from ..krm.results import Result, error, warning
-from .model import BACKENDS, DnsEgress, Endpoint, Network, Peer, PolicyModel, Port, Rule
+from .model import BACKENDS, DnsEgress, Endpoint, IstiodEgress, Network, Peer, PolicyModel, Port, Rule
 
 PEER_KINDS = ("identity", "spiffeID", "spiffeIDPrefix", "trustDomain")
 DIRECTIONS = ("ingress", "egress")
@@ -56,6 +56,17 @@ def read_policy_settings(ctx: Context) -> tuple[tuple[str, ...], bool, DnsEgress
     return backends, policy.get("defaultDeny", True), dns, clusters
 
 
+def read_istiod_egress(ctx: Context) -> IstiodEgress:
+    """spec.policy.istiod: the control-plane egress kept under default deny with the istio backend."""
+    spec = (ctx.spec.get("policy") or {}).get("istiod") or {}
+    default = IstiodEgress()
+    return IstiodEgress(
+        allow=spec.get("allow", True),
+        namespace=spec.get("namespace", default.namespace),
+        pod_labels=tuple(sorted((spec.get("podLabels") or dict(default.pod_labels)).items())),
+        port=spec.get("port", default.port))
+
+
 def endpoint_of(ident: Identity) -> Endpoint:
     return Endpoint(identity=ident.name, namespace=ident.namespace,
                     selector=tuple(sorted(ident.selector_labels.items())),
@@ -80,7 +91,7 @@ def container_ports(workload: dict[str, Any]) -> tuple[dict[str, Port], set[tupl
 
 def resolve_rules(identities: list[Identity], ctx: Context) -> RuleResolution:
     backends, default_deny, dns, clusters = read_policy_settings(ctx)
-    model = PolicyModel(backends=backends, default_deny=default_deny, dns=dns)
+    model = PolicyModel(backends=backends, default_deny=default_deny, dns=dns, istiod=read_istiod_egress(ctx))
     out = RuleResolution(model)
     by_name = {i.name: i for i in identities}
     ready = [i for i in identities if i.spiffe_id is not None]
