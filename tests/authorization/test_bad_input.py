@@ -346,3 +346,19 @@ def test_rerender_deletes_what_a_removed_egress_rule_generated() -> None:
     assert any("deleted NetworkPolicy upf-egress" in r["message"] for r in results)
     twice, results2, code = render(again)
     assert code == 0 and generated(twice) == generated(again)
+
+
+def test_validator_warns_about_egress_to_a_port_the_server_does_not_serve() -> None:
+    """Egress towards an identity of the package on a port its containers do not declare: the
+    opened port is probably not the one the server listens on."""
+    items = _egress(_package(), "smf", {"name": "sbi-typo", "to": [{"identity": "amf"}], "ports": [{"port": 8081}]})
+    out, results, code = render(items, ["spiffe-specializer", "spiffe-validator"])
+    assert code == 0, _errors(results)
+    warned = [r for r in results if r["severity"] == "warning" and "egress rule 'sbi-typo'" in r["message"]]
+    assert len(warned) == 1, results
+    assert "allows TCP 8081 to amf, but no container of" in warned[0]["message"]
+    _assert_ref(warned[0], "smf", "spec.egress[0].ports[0]")
+    # a port the server declares draws no warning
+    ok = _egress(_package(), "smf", {"name": "sbi", "to": [{"identity": "amf"}], "ports": [{"port": 8000}]})
+    out, results, code = render(ok, ["spiffe-specializer", "spiffe-validator"])
+    assert code == 0 and not [r for r in results if "egress rule 'sbi'" in r["message"] and r["severity"] == "warning"]

@@ -184,6 +184,16 @@ def _resolve_identity_rules(ident: Identity, rules: list[dict[str, Any]], by_nam
                     f"{ident.workload_ref} declares that port; add it to the container's ports (or fix the "
                     "rule) so the allowed port is the one the workload serves", ident.ref, ppath,
                     current_value=rp.get("port")))
+            if egress:
+                for peer in peers:
+                    server = by_name.get(peer.value) if peer.kind == "identity" else None
+                    if server is None or (port.number, port.protocol) in container_ports(server.workload)[1]:
+                        continue
+                    out.advisories.append(warning(
+                        f"WorkloadIdentity {ident.name}: egress rule {rname!r} allows {port} to {peer.value}, but no "
+                        f"container of {server.workload_ref} declares that port; add it to that container's ports "
+                        "(or fix the rule) so the opened port is one the server serves", ident.ref, ppath,
+                        current_value=rp.get("port")))
         if len(out.errors) == before and target is not None:
             rule = Rule(name=rname, target=target, peers=peers, ports=ports, network=network, allow_all=allow_all,
                         field_path=path, description=str(raw.get("description") or ""), direction=direction)
