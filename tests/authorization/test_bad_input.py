@@ -362,3 +362,25 @@ def test_validator_warns_about_egress_to_a_port_the_server_does_not_serve() -> N
     ok = _egress(_package(), "smf", {"name": "sbi", "to": [{"identity": "amf"}], "ports": [{"port": 8000}]})
     out, results, code = render(ok, ["spiffe-specializer", "spiffe-validator"])
     assert code == 0 and not [r for r in results if "egress rule 'sbi'" in r["message"] and r["severity"] == "warning"]
+
+
+def test_merging_egress_entries_is_linear_in_the_entries() -> None:
+    """One client reaching thousands of servers (or one server named by thousands of rules):
+    merging an egress entry must not rescan everything merged before (it did: quadratic)."""
+    import time
+    from spiffe_kpt.authorization.networkpolicy import entries_of, merge_entry
+
+    def run(n: int) -> float:
+        egress: dict = {}
+        t = time.perf_counter()
+        for i in range(n):
+            entry = {"to": [{"podSelector": {"matchLabels": {"app": f"s{i}"}}}],
+                     "ports": [{"protocol": "TCP", "port": 8000}]}
+            merge_entry(entries_of(egress, "client"), entry)
+            merge_entry(entries_of(egress, "client"), entry)  # a repeat adds nothing
+        assert len(egress["client"]) == n
+        return time.perf_counter() - t
+
+    small = min(run(500) for _ in range(3))
+    large = min(run(5000) for _ in range(3))
+    assert large / small < 30, (small, large)  # linear: ~10x; the old scan: ~100x

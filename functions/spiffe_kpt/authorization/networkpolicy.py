@@ -22,6 +22,7 @@ otherwise cannot be expressed: a warning says so, and the peer stays denied (nev
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..krm.results import Result, info, warning
@@ -135,7 +136,7 @@ def add_egress(rule: Rule, egress: dict[str, list[dict[str, Any]]]) -> None:
     target = rule.target
     for peer in rule.peers:
         if peer.endpoint is not None:
-            merge_entry(egress.setdefault(peer.endpoint.identity, []), {
+            merge_entry(entries_of(egress, peer.endpoint.identity), {
                 "to": [{"podSelector": {"matchLabels": target.labels},
                         "namespaceSelector": ns_selector(target.namespace)}],
                 "ports": ports_of(rule.ports)})
@@ -146,7 +147,7 @@ def add_declared_egress(rule: Rule, egress: dict[str, list[dict[str, Any]]], bac
     """A declared egress rule (spec.egress) at its client, in the same per-client policy as the
     egress derived from the package's ingress rules. Seeded even when no peer can be expressed:
     the client stays isolated (default deny) and the warning says which peer stays denied."""
-    entries = egress.setdefault(rule.target.identity, [])
+    entries = entries_of(egress, rule.target.identity)
     if rule.allow_all:
         merge_entry(entries, {"ports": ports_of(rule.ports)})
         return
@@ -155,20 +156,66 @@ def add_declared_egress(rule: Rule, egress: dict[str, list[dict[str, Any]]], bac
         merge_entry(entries, {"to": peers, "ports": ports_of(rule.ports)})
 
 
-def merge_entry(entries: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+class EgressEntries(list):
+    """A client's egress entries plus an index of what they already open, so that merging an
+    entry costs what the entry holds, not what the client already has (a client named by
+    thousands of rules made the earlier scan quadratic)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.any_peer_ports: set[str] = set()   # ports open towards every peer
+        self.any_peer_any_port = False
+        self.peer_any_port: set[str] = set()    # peers reachable on every port
+        self.pairs: set[tuple[str, str]] = set()
+
+    def covered(self, peer: dict[str, Any] | None, port: dict[str, Any]) -> bool:
+        if self.any_peer_any_port:
+            return True
+        pk = _key(port)
+        if pk in self.any_peer_ports:
+            return True
+        if peer is None:
+            return False
+        rk = _key(peer)
+        return rk in self.peer_any_port or (rk, pk) in self.pairs
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self.append(entry)
+        ports = entry.get("ports")
+        if "to" not in entry:
+            if not ports:
+                self.any_peer_any_port = True
+            self.any_peer_ports.update(_key(p) for p in ports or [])
+            return
+        for peer in entry["to"]:
+            rk = _key(peer)
+            if not ports:
+                self.peer_any_port.add(rk)
+            self.pairs.update((rk, _key(p)) for p in ports or [])
+
+
+def _key(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def entries_of(egress: dict[str, list[dict[str, Any]]], identity: str) -> EgressEntries:
+    entries = egress.get(identity)
+    if entries is None:
+        entries = egress[identity] = EgressEntries()
+    return entries  # type: ignore[return-value]
+
+
+def merge_entry(entries: EgressEntries, entry: dict[str, Any]) -> None:
     """Append an egress entry, leaving out what earlier entries already open: a peer whose every
     port is allowed towards it is dropped, an entry left with no peer is not added. So a declared
     egress that repeats one derived from an ingress rule of the package adds nothing."""
-    def covered(peer: dict[str, Any] | None, port: dict[str, Any]) -> bool:
-        return any(port in (e.get("ports") or [port]) and ("to" not in e or peer is not None and peer in e["to"])
-                   for e in entries)
     if "to" not in entry:
-        if not all(covered(None, p) for p in entry["ports"]):
-            entries.append(entry)
+        if not all(entries.covered(None, p) for p in entry["ports"]):
+            entries.add(entry)
         return
-    peers = [pr for pr in entry["to"] if not all(covered(pr, p) for p in entry["ports"])]
+    peers = [pr for pr in entry["to"] if not all(entries.covered(pr, p) for p in entry["ports"])]
     if peers:
-        entries.append({"to": peers, "ports": entry["ports"]})
+        entries.add({"to": peers, "ports": entry["ports"]})
 
 
 def policies(model: PolicyModel, ingress: dict[str, list[dict[str, Any]]], egress: dict[str, list[dict[str, Any]]],
@@ -184,5 +231,5 @@ def policies(model: PolicyModel, ingress: dict[str, list[dict[str, Any]]], egres
             out.append((ident, {"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": {
                 "podSelector": {"matchLabels": ep.labels},
                 "policyTypes": [direction.capitalize()],
-                key: entries[ident]}}))
+                key: list(entries[ident])}}))
     return out
