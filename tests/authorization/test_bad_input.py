@@ -384,3 +384,31 @@ def test_merging_egress_entries_is_linear_in_the_entries() -> None:
     small = min(run(500) for _ in range(3))
     large = min(run(5000) for _ in range(3))
     assert large / small < 30, (small, large)  # linear: ~10x; the old scan: ~100x
+
+
+def test_result_messages_do_not_grow_with_the_package() -> None:
+    """A message listing every identity grew to 70 KB at 8,000 workloads (and took the slow
+    YAML dumper with it): lists in messages stop at ten names."""
+    import re
+    from spiffe_kpt.krm.results import name_list
+    assert name_list([f"n{i}" for i in range(3)]) == "n0, n1, n2"
+    assert name_list([f"n{i}" for i in range(25)]) == ", ".join(f"n{i}" for i in range(10)) + " and 15 more"
+    items = _package()
+    template = _wi(items, "amf")
+    ref = template["spec"]["workloadRef"]
+    workload = next(o for o in items if o.get("kind") == ref["kind"] and o["metadata"]["name"] == ref["name"])
+    for i in range(40):
+        wl, wi = copy.deepcopy(workload), copy.deepcopy(template)
+        wl["metadata"]["name"] = wi["metadata"]["name"] = wi["spec"]["workloadRef"]["name"] = f"amf-{i:02d}"
+        wl["spec"]["template"]["spec"]["serviceAccountName"] = f"amf-{i:02d}"
+        wi["spec"].pop("serviceAccountName", None)
+        wi["spec"].pop("ingress", None)
+        for o in (wl, wi):
+            o["metadata"].get("annotations", {}).pop("config.kubernetes.io/index", None)
+        items += [wl, wi]
+    _wi(items, "smf")["spec"]["ingress"][0]["from"] = [{"identity": "nope"}]
+    out, results, code = render(items)
+    assert code == 1
+    assert all(len(r["message"]) < 2000 for r in results), max(len(r["message"]) for r in results)
+    err = next(r for r in results if "identity 'nope'" in r["message"])
+    assert re.search(r"and \d+ more", err["message"]), err["message"]

@@ -16,7 +16,7 @@ from ..identity import formats
 from ..identity.formats import Attributes, FormatError
 from ..identity.spiffeid import SpiffeID, SpiffeIDError, validate_trust_domain
 from ..krm.resourcelist import ResourceList, annotations, resource_ref
-from ..krm.results import ResourceRef, Result, error
+from ..krm.results import LIST_AT_MOST, ResourceRef, Result, error, name_list
 from . import workloads as wl
 from .conventions import default_class_name
 from .schema import validate
@@ -211,15 +211,11 @@ def _workload_index(rl: ResourceList) -> _WorkloadIndex:
     return index
 
 
-_LIST_AT_MOST = 10
+_LIST_AT_MOST = LIST_AT_MOST
 
 
 def _short_list(names: list[str]) -> str:
-    """At most ten names in a message: a package with thousands of workloads must not make one
-    error result (and so the whole error path) grow with the package."""
-    if len(names) <= _LIST_AT_MOST:
-        return ", ".join(names)
-    return ", ".join(names[:_LIST_AT_MOST]) + f" and {len(names) - _LIST_AT_MOST} more"
+    return name_list(names)
 
 
 def _names_of_kind(index: _WorkloadIndex, kind: str) -> str:

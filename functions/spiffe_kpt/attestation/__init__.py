@@ -20,7 +20,7 @@ from ..api.ownership import Desired, mark, owner_of, sync
 from ..api.resolve import Identity, Resolution, resolve
 from ..krm import ResourceList, error, info, run_function
 from ..krm.resourcelist import file_path, resource_ref
-from ..krm.results import Result
+from ..krm.results import Result, name_list
 from .overlap import PodSet, find_overlaps
 from .podspec import (DEFAULT_MOUNT_PATH, DEFAULT_SOCKET_NAME, CSIRequest, add_labels, mount_csi,
                       set_service_account)
@@ -157,8 +157,8 @@ def make_attestable(rl: ResourceList) -> None:
                   keep=lambda sa: (resource_ref(sa).namespace, resource_ref(sa).name) in in_use)
     # A hand-written ServiceAccount of that name is exactly what the package should have: nothing to do.
     if report.created:
-        rl.add(info("created ServiceAccount " + ", ".join(
-            f"{resource_ref(o).namespace}/{resource_ref(o).name}" for o in report.created)
+        rl.add(info("created ServiceAccount " + name_list(
+            [f"{resource_ref(o).namespace}/{resource_ref(o).name}" for o in report.created])
             + f" (not in the package; {'its workload runs' if len(report.created) == 1 else 'their workloads run'} as it now)"))
     for o in report.deleted:
         rl.add(info(f"deleted ServiceAccount {resource_ref(o).namespace}/{resource_ref(o).name}: its "

@@ -21,7 +21,7 @@ from ..api.ownership import Desired, conflict_results, mark, owner_of, sync
 from ..api.resolve import IDENTITY_CONTEXT, Resolution, condition_type, resolve
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import ANN_LOCAL_CONFIG, resource_ref
-from ..krm.results import Result
+from ..krm.results import Result, name_list
 from . import istio, linkerd, multinetworkpolicy, networkpolicy
 from .model import PolicyModel
 from .rules import resolve_rules
@@ -118,7 +118,7 @@ def authorize(rl: ResourceList) -> None:
         return
     rl.extend(coverage_warnings(model))
     if rr.waiting:
-        rl.add(info(f"no authorization policy yet for {', '.join(sorted(rr.waiting))}: "
+        rl.add(info(f"no authorization policy yet for {name_list(sorted(rr.waiting))}: "
                     f"{'; '.join(ctx.missing) or 'the context is not complete'}"))
     for o in report.deleted:
         rl.add(info(f"deleted {resource_ref(o).kind} {resource_ref(o).name}: its rule or owner "

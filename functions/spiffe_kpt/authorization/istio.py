@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..krm.results import Result, info, warning
+from ..krm.results import Result, info, name_list, warning
 from .model import PolicyModel, Rule
 
 API_VERSION = "security.istio.io/v1"
@@ -91,7 +91,7 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
             "which this function does not generate", rule.target.ref, rule.field_path))
     if model.non_istio_ids and model.rules:
         results.append(info(
-            "istio: the SPIFFE IDs of " + ", ".join(sorted(model.non_istio_ids)) + " do not follow Istio's "
+            "istio: the SPIFFE IDs of " + name_list(sorted(model.non_istio_ids)) + " do not follow Istio's "
             "'ns/<namespace>/sa/<serviceAccount>' shape. The generated policies match exact principals (and "
             "prefixes), which works for any ID; what does not work for these IDs is Istio's 'namespaces' "
             "source matching and trust-domain aliases (meshConfig.trustDomainAliases rewrite only ns/sa IDs), "

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..krm.results import Result, info, warning
+from ..krm.results import Result, info, name_list, warning
 from .model import PolicyModel
 
 GROUP = "policy.linkerd.io"
@@ -31,7 +31,7 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
     if model.default_deny and model.namespaces:
         results.append(info(
             "linkerd: for zero trust on ports no rule names, annotate the namespaces "
-            f"{', '.join(model.namespaces)} with config.linkerd.io/default-inbound-policy: deny (the generated "
+            f"{name_list(model.namespaces)} with config.linkerd.io/default-inbound-policy: deny (the generated "
             "Servers already restrict the ports the rules name)"))
     for rule in model.egress_rules:
         results.append(info(

@@ -19,7 +19,7 @@ from typing import Any
 from ..api import workloads as wl
 from ..api.resolve import Context, Identity
 from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
-from ..krm.results import Result, error, warning
+from ..krm.results import Result, error, name_list, warning
 from .model import BACKENDS, DnsEgress, Endpoint, IstiodEgress, Network, Peer, PolicyModel, Port, Rule
 
 PEER_KINDS = ("identity", "spiffeID", "spiffeIDPrefix", "trustDomain")
@@ -284,7 +284,7 @@ def _resolve_peers(ident: Identity, rname: str, raw: dict[str, Any], path: str, 
                 continue
             peer_ident = by_name.get(value)
             if peer_ident is None:
-                known = ", ".join(sorted(by_name)) or "none"
+                known = name_list(sorted(by_name)) or "none"
                 out.errors.append(error(
                     f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} "
                     f"{'may reach' if direction == 'egress' else 'allows'} identity {value!r}, which is "

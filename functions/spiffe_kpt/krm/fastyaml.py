@@ -37,7 +37,7 @@ _NOT_PLAIN_INSIDE = (": ", " #", "\t")
 # Inside a flow collection libyaml also quotes any scalar holding a flow indicator or ':'.
 _FLOW_NOT_PLAIN = re.compile(r"[,?\[\]{}:]")
 # libyaml starts a new line inside a flow collection past this column (PyYAML's best_width is
-# the dumper's width, 1 << 16); longer flow collections go to the PyYAML dumper.
+# capped here, whatever the dumper's width); longer flow collections go to the PyYAML dumper.
 _FLOW_MAX = 60000
 _BREAKS = "\n\r\x85\u2028\u2029"
 _LIBYAML_ONLY_BREAKS = tuple(c.encode() for c in "\x85\u2028\u2029")

@@ -85,3 +85,16 @@ def warning(message: str, ref: ResourceRef | None = None, field_path: str = "", 
 
 def info(message: str, ref: ResourceRef | None = None, field_path: str = "", **kw: Any) -> Result:
     return Result(message, Severity.INFO, ref, field_path, **kw)
+
+
+LIST_AT_MOST = 10
+
+
+def name_list(names: "list[str] | tuple[str, ...]", at_most: int = LIST_AT_MOST) -> str:
+    """Names for a message, at most ``at_most`` of them: a package with thousands of resources
+    must not make one result grow with it (a 70 KB message once sent the whole output through the
+    slow YAML dumper)."""
+    names = list(names)
+    if len(names) <= at_most:
+        return ", ".join(names)
+    return ", ".join(names[:at_most]) + f" and {len(names) - at_most} more"

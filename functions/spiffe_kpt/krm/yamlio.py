@@ -360,10 +360,16 @@ def load_libyaml(text: str | bytes) -> Any:
         loader.dispose()
 
 
+# No line folding: a long message (a result listing many names, a big embedded file) folded by
+# libyaml is something the fast emitter cannot reproduce, and the whole document would go through
+# the slow dumper. kpt reads the line back the same either way.
+_WIDTH = 1 << 30
+
+
 def dump_pyyaml(data: Any) -> str:
     """The reference dumper: PyYAML with the representers above. ``dump`` writes the same bytes."""
     return yaml.dump(data, Dumper=Dumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True, width=1 << 16)
+                     allow_unicode=True, width=_WIDTH)
 
 
 def _slow_scalar(value: Any) -> str:

@@ -21,6 +21,7 @@ from .. import API_GROUP
 from ..api.ownership import Desired, conflict_results, owner_of, sync
 from ..api.resolve import Resolution, resolve
 from ..krm import ResourceList, error, info, run_function
+from ..krm.results import name_list
 from ..krm.resourcelist import resource_ref
 from . import clusterspiffeid, federation, static
 
@@ -94,7 +95,7 @@ def register(rl: ResourceList) -> None:
         return
     update_child_conditions(rl, [d.obj for d in desired])
     if waiting:
-        rl.add(info(f"no registration yet for {', '.join(sorted(waiting))}: "
+        rl.add(info(f"no registration yet for {name_list(sorted(waiting))}: "
                     f"{'; '.join(res.context.missing) or 'the context is not complete'}"))
     for o in report.deleted:
         rl.add(info(f"deleted {resource_ref(o).kind} {resource_ref(o).name}: its owner {owner_of(o)} is gone "
