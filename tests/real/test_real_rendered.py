@@ -175,7 +175,7 @@ def test_root_server_starts_from_rendered_config_and_is_ready(rkube, real_stack,
     # the k8s_configmap BundlePublisher wrote the bundle for every cluster, as rendered:
     # spire-bundle (mgmt, regional-1) and spire-upstream-bundle (edge-1's upstream agent)
     for cm in ("spire-bundle", "spire-upstream-bundle"):
-        got = wait_until(lambda: _configmap_key(rkube, "spire-system", cm, "bundle.crt"), 30,
+        got = wait_until(lambda: _configmap_key(rkube, "spire-system", cm, "bundle.crt"), 90,
                          f"ConfigMap spire-system/{cm}", proc=srv.proc)
         assert _cert_set(got) == _cert_set(srv.bundle_pem()), cm
 
@@ -187,7 +187,7 @@ def test_rendered_agent_attests_to_rendered_root_with_k8s_psat(rkube, real_stack
     Pod/Node reads. No join token anywhere."""
     rkube.ensure_namespace("spire-system")
     srv, _ = start_rendered_server(real_stack, rkube, _server_conf(spire_pkgs["spire-server"]), name="root")
-    bundle = wait_until(lambda: _configmap_key(rkube, "spire-system", "spire-bundle", "bundle.crt"), 30,
+    bundle = wait_until(lambda: _configmap_key(rkube, "spire-system", "spire-bundle", "bundle.crt"), 90,
                         "the published spire-bundle", proc=srv.proc)
     pa = start_psat_agent(real_stack, rkube, srv, spire_pkgs["spire-agent"], daemonset="spire-agent",
                           configmap="spire-agent", name="agent-regional-1", bundle_pem=bundle)
@@ -459,7 +459,7 @@ def test_registration_issues_the_ids_the_specializer_wrote(example, rkube, real_
                 "spire.spiffe.io", "v1alpha1", "clusterspiffeids", c["metadata"]["name"]).get("status") or {})
                 .get("stats") or {} for c in csids}
             return out if all(st.get("podsSelected") for st in out.values()) else None
-        reported = wait_until(stats, 30, "ClusterSPIFFEID status", proc=scm.proc)
+        reported = wait_until(stats, 90, "ClusterSPIFFEID status", proc=scm.proc)
         entries = server.entries()
         for name, st in reported.items():
             assert (st["podsSelected"], st.get("entryFailures", 0), st.get("namespacesIgnored", 0)) == (1, 0, 0), \
@@ -632,7 +632,7 @@ def test_downstream_server_chains_to_the_root(rkube, real_stack, spire_pkgs, tmp
     # to the root with k8s_psat as cluster edge-1; it trusts the bundle the root published
     # for edge-1 (ConfigMap spire-upstream-bundle).
     bundle = wait_until(lambda: _configmap_key(rkube, "spire-system", "spire-upstream-bundle", "bundle.crt"),
-                        30, "spire-upstream-bundle", proc=root.proc)
+                        90, "spire-upstream-bundle", proc=root.proc)
     up = start_psat_agent(real_stack, rkube, root, ds_pkg, daemonset="spire-upstream-agent",
                           configmap="spire-upstream-agent", name="upstream-agent", bundle_pem=bundle)
     assert set(up.rewritten.changes) == AGENT_REWRITES
@@ -739,10 +739,10 @@ def test_downstream_registration_selects_the_downstream_server_pod(rkube, real_s
             obj = rkube.custom().get_cluster_custom_object("spire.spiffe.io", "v1alpha1", "clusterspiffeids",
                                                            reg["metadata"]["name"])
             return ((obj.get("status") or {}).get("stats")) or None
-        st = wait_until(stats, 30, "the controller to report on the downstream registration", proc=scm.proc)
+        st = wait_until(stats, 90, "the controller to report on the downstream registration", proc=scm.proc)
         assert st.get("namespacesIgnored", 0) == 0 and st.get("podsSelected") == 1, st
         entries = wait_until(lambda: [e for e in root.entries() if spiffe_id_str(e["spiffe_id"]) == ds_id],
-                             30, "the downstream entry", proc=scm.proc)
+                             90, "the downstream entry", proc=scm.proc)
         assert entries[0]["downstream"] is True
         assert spiffe_id_str(entries[0]["parent_id"]) == \
             f"spiffe://{ROOT_TD}/spire/agent/k8s_psat/edge-1/{node.metadata.uid}"
