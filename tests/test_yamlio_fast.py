@@ -191,7 +191,7 @@ def test_loader_equals_reference_on_kpt_output(fast_load, tmp_path) -> None:
     import sys
     from pathlib import Path
     if shutil.which("kpt") is None:
-        pytest.skip("kpt is not on PATH")
+        pytest.fail("kpt is not on PATH: install it (https://kpt.dev/installation/); .ci/run requires it")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from bench import generate
     captured = tmp_path / "rl.yaml"
@@ -229,7 +229,7 @@ def test_loader_falls_back_on_anchors_tags_and_errors() -> None:
 def test_rapidyaml_takes_a_resource_list_without_falling_back() -> None:
     """The speed claim needs the rapidyaml path to accept what kpt sends."""
     if not _has_ryml():
-        pytest.skip("rapidyaml is not installed (the fast extra)")
+        pytest.fail("rapidyaml is not installed: it is a dependency (pip install -e .)")
     items = read_package(EXAMPLES / "oran-focom-ims")
     text = yamlio.dump({"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": items})
     assert _styled_view(yamlio._load_ryml(text.encode())) == _styled_view(reference_load(text))

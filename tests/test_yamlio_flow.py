@@ -189,9 +189,9 @@ def _passthrough(tmp_path: Path, pkg: Path) -> Path:
 @pytest.mark.parametrize("big", [False, True], ids=["libyaml", "rapidyaml"])
 def test_render_writes_flow_collections_as_kpt_passthrough_does(tmp_path: Path, big: bool) -> None:
     if shutil.which("kpt") is None:
-        pytest.skip("kpt is not on PATH")
+        pytest.fail("kpt is not on PATH: install it (https://kpt.dev/installation/); .ci/run requires it")
     if big and not _has_ryml():
-        pytest.skip("rapidyaml is not installed (the fast extra)")
+        pytest.fail("rapidyaml is not installed: it is a dependency (pip install -e .)")
     pkg = _package(tmp_path, "pkg", big)
     floor = _passthrough(tmp_path, pkg)
     written = (floor / "flow.yaml").read_text()
