@@ -211,18 +211,11 @@ def _workload_index(rl: ResourceList) -> _WorkloadIndex:
     return index
 
 
-_LIST_AT_MOST = LIST_AT_MOST
-
-
-def _short_list(names: list[str]) -> str:
-    return name_list(names)
-
-
 def _names_of_kind(index: _WorkloadIndex, kind: str) -> str:
     """The package's workload names of one kind, computed once per index and kind."""
     cache = index.names
     if kind not in cache:
-        cache[kind] = _short_list(sorted(n for (k, n) in index if k == kind))
+        cache[kind] = name_list(sorted(n for (k, n) in index if k == kind))
     return cache[kind]
 
 
@@ -416,9 +409,9 @@ def check_collisions(identities: list[Identity]) -> list[Result]:
         by_workload.setdefault(ident.workload_ref, []).append(ident)
     for sid, group in by_id.items():
         if len(group) > 1:
-            names = _short_list([i.name for i in group])
+            names = name_list([i.name for i in group])
             for ident in group:
-                others = _short_list([o.name for o in group[:_LIST_AT_MOST + 1] if o is not ident])
+                others = name_list([o.name for o in group[:LIST_AT_MOST + 1] if o is not ident])
                 out.append(error(
                     f"WorkloadIdentity {ident.name}: SPIFFE ID {sid} is also the ID of "
                     f"{others} (identities {names}); two "
@@ -430,7 +423,7 @@ def check_collisions(identities: list[Identity]) -> list[Result]:
             for ident in group:
                 out.append(error(
                     f"WorkloadIdentity {ident.name}: {wref} is also claimed by "
-                    f"{_short_list([o.name for o in group[:_LIST_AT_MOST + 1] if o is not ident])}; "
+                    f"{name_list([o.name for o in group[:LIST_AT_MOST + 1] if o is not ident])}; "
                     "a workload has exactly one "
                     "identity, remove the extra WorkloadIdentity", ident.ref, "spec.workloadRef"))
     return out
