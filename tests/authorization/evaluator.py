@@ -165,13 +165,13 @@ def istio_allows(c: Cluster, flow: Flow) -> bool:
                 if p["metadata"]["namespace"] == dst.namespace
                 and (p.get("spec") or {}).get("action", "ALLOW") == "ALLOW"
                 and ("selector" not in (p.get("spec") or {}) or selector_matches(p["spec"]["selector"], _labels(dst)))]
-    if not policies:
-        return True
     strict = any(p["metadata"]["namespace"] == dst.namespace and p["spec"].get("mtls", {}).get("mode") == "STRICT"
                  and ("selector" not in p["spec"] or selector_matches(p["spec"]["selector"], _labels(dst)))
                  for p in c.of("security.istio.io/v1", "PeerAuthentication"))
     if strict and not principal:
-        return False  # plaintext is refused before authorization
+        return False  # plaintext is refused before authorization, whatever the ALLOW policies say
+    if not policies:
+        return True
     for pol in policies:
         for rule in (pol.get("spec") or {}).get("rules") or []:
             froms = rule.get("from")
