@@ -73,3 +73,36 @@ def test_hydrate_renders_what_the_separate_functions_render(example: Path, tmp_p
     if ra.exit_code == 0:
         # the chain did something: hydrate's equality is not that of two untouched copies
         assert not filecmp.cmp(a / "Kptfile", example / "Kptfile", shallow=False)
+
+
+def test_hydrate_checks_each_input_schema_once(monkeypatch) -> None:
+    """Five steps in one process resolve the package five times; the WorkloadIdentity schemas are
+    checked once (a quarter of hydrate's own time at thousands of workloads), and an invalid one
+    is still reported."""
+    from spiffe_kpt.api import resolve as resolve_mod
+    from spiffe_kpt.hydrate import hydrate
+    from spiffe_kpt.krm.runner import process
+
+    from .pkgtools import read_package
+
+    calls: list[str] = []
+    real = resolve_mod.validate
+
+    def counting(kind, obj):
+        if kind == "WorkloadIdentity":
+            calls.append(obj["metadata"]["name"])
+        return real(kind, obj)
+
+    monkeypatch.setattr(resolve_mod, "validate", counting)
+    items = read_package(EXAMPLES / "oran-focom-ims")
+    names = sorted(i["metadata"]["name"] for i in items if i["kind"] == "WorkloadIdentity")
+    doc = {"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": items}
+    out, code = process(yamlio.dump(doc), hydrate, "hydrate")
+    assert code == 0
+    assert sorted(calls) == names  # once each, not once per step
+
+    calls.clear()
+    bad = read_package(EXAMPLES / "oran-focom-ims")
+    next(i for i in bad if i["kind"] == "WorkloadIdentity")["spec"]["serviceAccount"] = "typo"
+    out, code = process(yamlio.dump({**doc, "items": bad}), hydrate, "hydrate")
+    assert code == 1 and "path: spec.serviceAccount" in out

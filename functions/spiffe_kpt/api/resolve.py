@@ -101,11 +101,18 @@ def is_ours(obj: dict[str, Any]) -> bool:
     return str(obj.get("apiVersion", "")).split("/")[0] == API_GROUP
 
 
-def _schema_results(kind: str, obj: dict[str, Any]) -> list[Result]:
+def _schema_results(kind: str, obj: dict[str, Any], valid: dict[int, Any] | None = None) -> list[Result]:
+    """Schema errors of one input. With ``valid`` (one process running several steps over the
+    same objects), an object that validated once is not validated again: the steps write only
+    the status the schema already allows, and a step that errs ends the run."""
+    if valid is not None and valid.get(id(obj)) is obj:
+        return []
     ref = resource_ref(obj)
     out = []
     for path, msg in validate(kind, obj):
         out.append(error(f"{kind} {ref.name or '<unnamed>'}: {path} {msg}", ref, path))
+    if valid is not None and not out:
+        valid[id(obj)] = obj
     return out
 
 
@@ -380,7 +387,7 @@ def resolve(rl: ResourceList) -> Resolution:
     identities: list[Identity] = []
     seen: dict[str, ResourceRef] = {}
     for wi in wis:
-        schema_errors = _schema_results(WORKLOAD_IDENTITY, wi)
+        schema_errors = _schema_results(WORKLOAD_IDENTITY, wi, rl.schema_valid)
         if schema_errors:
             results.extend(schema_errors)
             continue

@@ -18,6 +18,7 @@ VALIDATOR = "spiffe-validator"
 
 
 def hydrate(rl: ResourceList) -> None:
+    rl.schema_valid = {}  # each WorkloadIdentity's schema is checked once, not once per step
     for name in MUTATORS:
         _run_step(rl, name)
         if rl.has_errors():
