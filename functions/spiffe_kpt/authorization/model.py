@@ -135,6 +135,7 @@ class PolicyModel:
     # per-namespace baselines. Other namespaces are never touched.
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     namespaces: list[str] = field(default_factory=list)
+    _first_identity: dict[str, str] | None = field(default=None, repr=False, compare=False)
     # Identity names whose SPIFFE ID does not follow Istio's ns/<ns>/sa/<sa> shape.
     non_istio_ids: list[str] = field(default_factory=list)
 
@@ -146,5 +147,9 @@ class PolicyModel:
         after the package's first identity (alphabetically) in that namespace. Packages sharing a
         namespace (the 5G core's SMF and AMF in free5gc-cp) then each bring their own, never the
         same object twice (ConfigSync rejects duplicates); identical deny-alls add up to one."""
-        first = min(e.identity for e in self.endpoints.values() if e.namespace == namespace)
-        return f"{base}-{first}"
+        if self._first_identity is None:  # once: with a namespace per identity, a scan per call is quadratic
+            self._first_identity = {}
+            for e in self.endpoints.values():
+                if e.namespace not in self._first_identity or e.identity < self._first_identity[e.namespace]:
+                    self._first_identity[e.namespace] = e.identity
+        return f"{base}-{self._first_identity[namespace]}"
