@@ -45,23 +45,21 @@ def read_policy_settings(ctx: Context) -> tuple[tuple[str, ...], bool, DnsEgress
     """(backends, defaultDeny, DNS egress, peer cluster CIDRs) from IdentityContext spec.policy."""
     policy = ctx.spec.get("policy") or {}
     backends = tuple(b for b in BACKENDS if b in (policy.get("backends") or []))
-    dns_spec = policy.get("dns") or {}
-    default = DnsEgress()
-    dns = DnsEgress(
-        allow=dns_spec.get("allow", True),
-        namespace=dns_spec.get("namespace", default.namespace),
-        pod_labels=tuple(sorted((dns_spec.get("podLabels") or dict(default.pod_labels)).items())),
-        port=dns_spec.get("port", default.port))
+    dns = _kept_egress(policy.get("dns") or {}, DnsEgress())
     clusters = {c["name"]: tuple(c["cidrs"]) for c in policy.get("peerClusters") or []}
     return backends, policy.get("defaultDeny", True), dns, clusters
 
 
 def read_istiod_egress(ctx: Context) -> IstiodEgress:
     """spec.policy.istiod: the control-plane egress kept under default deny with the istio backend."""
-    spec = (ctx.spec.get("policy") or {}).get("istiod") or {}
-    default = IstiodEgress()
-    return IstiodEgress(
-        allow=spec.get("allow", True),
+    return _kept_egress((ctx.spec.get("policy") or {}).get("istiod") or {}, IstiodEgress())
+
+
+def _kept_egress(spec: dict[str, Any], default: Any) -> Any:
+    """An egress kept open under default deny (spec.policy.dns, spec.policy.istiod), its unset
+    fields taken from ``default``."""
+    return type(default)(
+        allow=spec.get("allow", default.allow),
         namespace=spec.get("namespace", default.namespace),
         pod_labels=tuple(sorted((spec.get("podLabels") or dict(default.pod_labels)).items())),
         port=spec.get("port", default.port))
