@@ -212,7 +212,9 @@ def test_long_strings_stay_on_the_fast_emitter() -> None:
     from spiffe_kpt.krm import fastyaml
     long_plain = "identities: " + ", ".join(f"nf-{i}" for i in range(12000))
     doc = {"items": [{"message": long_plain, "quoted": yamlio.StyledStr(long_plain, '"'),
-                      "data": {"cfg": yamlio.StyledStr("a: 1\n" * 20000, "|")}}]}
+                      "data": {"cfg": yamlio.StyledStr("a: 1\n" * 20000, "|")},
+                      "args": yamlio.FlowList([f"--arg-{i}=x" for i in range(20000)]),
+                      "labels": yamlio.FlowDict({f"k{i}": "v" for i in range(8000)})}]}
     try:
         fast = yamlio._fast_dump(doc)
     except fastyaml.Unsupported as exc:  # pragma: no cover - the failure this test is for

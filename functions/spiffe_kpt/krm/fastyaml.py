@@ -36,9 +36,9 @@ _PLAIN = re.compile(r"[A-Za-z0-9_/.(^$=+~<;\\][\x20-\x7e]*\Z")
 _NOT_PLAIN_INSIDE = (": ", " #", "\t")
 # Inside a flow collection libyaml also quotes any scalar holding a flow indicator or ':'.
 _FLOW_NOT_PLAIN = re.compile(r"[,?\[\]{}:]")
-# libyaml starts a new line inside a flow collection past this column (PyYAML's best_width is
-# capped here, whatever the dumper's width); longer flow collections go to the PyYAML dumper.
-_FLOW_MAX = 60000
+# libyaml starts a new line inside a flow collection past the dumper's width (yamlio: 1 << 30);
+# a flow collection longer than this, less room for indentation and key, goes to the PyYAML dumper.
+_FLOW_MAX = (1 << 30) - 4096
 _BREAKS = "\n\r\x85\u2028\u2029"
 _LIBYAML_ONLY_BREAKS = tuple(c.encode() for c in "\x85\u2028\u2029")
 
