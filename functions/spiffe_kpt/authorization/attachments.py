@@ -1,0 +1,78 @@
+"""Multus attachments a package describes: its NetworkAttachmentDefinitions and the networks
+its pods request (annotation ``k8s.v1.cni.cncf.io/networks``).
+
+Both are written as ``<namespace>/<name>``, the form of ``k8s.v1.cni.cncf.io/policy-for``.
+The annotation has two forms (Multus' network-selection annotation): a comma list of
+``[namespace/]name[@interface]``, or a JSON list of objects with ``name`` and optional
+``namespace`` and ``interface``; a name without namespace is in the pod's namespace.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from ..api import workloads as wl
+
+NAD_API_VERSION = "k8s.cni.cncf.io/v1"
+NAD_KIND = "NetworkAttachmentDefinition"
+NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+# A NetworkAttachmentDefinition without metadata.namespace lands in whatever namespace the
+# package is applied to (kpt set-namespace, a ConfigSync namespace repository): it matches a
+# network of that name in any namespace.
+ANY_NAMESPACE = "*"
+
+
+@dataclass(frozen=True)
+class Requested:
+    """The networks a workload's pods request; ``problem`` says why the annotation could not be read."""
+
+    refs: frozenset[str]
+    problem: str = ""
+
+
+def defined(items: Iterable[dict[str, Any]]) -> frozenset[str]:
+    """``<namespace>/<name>`` of every NetworkAttachmentDefinition in the package."""
+    out = set()
+    for o in items:
+        if o.get("kind") != NAD_KIND or o.get("apiVersion") != NAD_API_VERSION:
+            continue
+        name, ns = wl.name(o), wl.namespace(o)
+        if name:
+            out.add(f"{ns or ANY_NAMESPACE}/{name}")
+    return frozenset(out)
+
+
+def requested(workload: dict[str, Any]) -> Requested:
+    """The networks the workload's pod template requests."""
+    meta = wl.pod_template(workload).get("metadata")
+    ann = meta.get("annotations") if isinstance(meta, dict) else None
+    value = ann.get(NETWORKS_ANNOTATION) if isinstance(ann, dict) else None
+    if value is None:
+        return Requested(frozenset())
+    return parse(str(value), wl.namespace(workload))
+
+
+def parse(value: str, namespace: str) -> Requested:
+    text = value.strip()
+    if not text.startswith("["):
+        refs = set()
+        for entry in text.split(","):
+            entry = entry.strip().split("@", 1)[0]
+            if entry:
+                refs.add(entry if "/" in entry else f"{namespace}/{entry}")
+        return Requested(frozenset(refs))
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        return Requested(frozenset(), f"its {NETWORKS_ANNOTATION} annotation is not valid JSON ({exc})")
+    refs = set()
+    for entry in doc if isinstance(doc, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            refs.add(f"{entry.get('namespace') or namespace}/{entry['name']}")
+    return Requested(frozenset(refs))
+
+
+def exists(ref: str, nads: frozenset[str]) -> bool:
+    return ref in nads or f"{ANY_NAMESPACE}/{ref.rpartition('/')[2]}" in nads
