@@ -515,6 +515,34 @@ def test_a_network_the_pods_request_is_enough_without_its_definition(annotation:
     _assert_ref(err, "upf", "spec.ingress[0].network")
 
 
+def test_a_replaced_default_network_counts_as_requested() -> None:
+    items = [o for o in _package() if not (o.get("kind") == "NetworkAttachmentDefinition"
+                                           and o["metadata"]["name"] == "n4")]
+    ann = _workload(items, "Deployment", "upf")["spec"]["template"]["metadata"]["annotations"]
+    del ann[NETWORKS]
+    ann["v1.multus-cni.io/default-network"] = "n4"
+    out, results, code = render(items)
+    assert code == 0, _errors(results)
+
+
+def test_validator_warns_when_the_pods_are_not_on_the_rule_network_the_package_defines() -> None:
+    """The attachment is defined here but the workload's pods do not request it: its
+    MultiNetworkPolicy would select no pod. An advisory: something outside the package may
+    attach them."""
+    items = _package()
+    del _workload(items, "Deployment", "upf")["spec"]["template"]["metadata"]["annotations"][NETWORKS]
+    out, results, code = render(copy.deepcopy(items))
+    assert code == 0, _errors(results)
+    assert not [r for r in results if "do not request it" in r["message"]]  # the generator does not repeat it
+    out, results, code = render(items, ["spiffe-specializer", "spiffe-validator"])
+    assert code == 0, _errors(results)
+    warned = [r for r in results if r["severity"] == "warning" and "do not request it" in r["message"]]
+    assert len(warned) == 1, results
+    assert "ingress rule 'n4' is bound to network core-up/n4, which the package defines" in warned[0]["message"]
+    assert "add core-up/n4 to that annotation" in warned[0]["message"]
+    _assert_ref(warned[0], "upf", "spec.ingress[0].network")
+
+
 def test_an_unreadable_networks_annotation_is_named_in_the_error() -> None:
     items = [o for o in _package() if not (o.get("kind") == "NetworkAttachmentDefinition"
                                            and o["metadata"]["name"] == "n4")]

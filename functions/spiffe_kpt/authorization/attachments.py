@@ -18,6 +18,8 @@ from ..api import workloads as wl
 NAD_API_VERSION = "k8s.cni.cncf.io/v1"
 NAD_KIND = "NetworkAttachmentDefinition"
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+# Multus: replaces the cluster's default network for the pod ('[ns/]name').
+DEFAULT_NETWORK_ANNOTATION = "v1.multus-cni.io/default-network"
 # A NetworkAttachmentDefinition without metadata.namespace lands in whatever namespace the
 # package is applied to (kpt set-namespace, a ConfigSync namespace repository): it matches a
 # network of that name in any namespace.
@@ -45,13 +47,18 @@ def defined(items: Iterable[dict[str, Any]]) -> frozenset[str]:
 
 
 def requested(workload: dict[str, Any]) -> Requested:
-    """The networks the workload's pod template requests."""
+    """The networks the workload's pod template requests (secondary, and a replaced default network)."""
     meta = wl.pod_template(workload).get("metadata")
     ann = meta.get("annotations") if isinstance(meta, dict) else None
-    value = ann.get(NETWORKS_ANNOTATION) if isinstance(ann, dict) else None
-    if value is None:
+    if not isinstance(ann, dict):
         return Requested(frozenset())
-    return parse(str(value), wl.namespace(workload))
+    ns = wl.namespace(workload)
+    found = parse(str(ann[NETWORKS_ANNOTATION]), ns) if ann.get(NETWORKS_ANNOTATION) is not None \
+        else Requested(frozenset())
+    default = str(ann.get(DEFAULT_NETWORK_ANNOTATION) or "").strip()
+    if default:
+        found = Requested(found.refs | {default if "/" in default else f"{ns}/{default}"}, found.problem)
+    return found
 
 
 def parse(value: str, namespace: str) -> Requested:

@@ -24,8 +24,8 @@ def check_network(ident: Identity, rname: str, direction: str, network: Network,
                   nads: frozenset[str], requested: attachments.Requested) -> Result | None:
     """A rule's network must be an attachment the package defines or the workload's pods request:
     otherwise the MultiNetworkPolicy guards a network nobody is on (and the real one stays open)."""
-    if attachments.exists(network.ref, nads) or network.ref in requested.refs:
-        return None
+    if network.ref in requested.refs or attachments.exists(network.ref, nads):
+        return None  # defined here but not requested by the pods: the advisory unattached_network
     known = sorted({n.replace(f"{attachments.ANY_NAMESPACE}/", "<any namespace>/") for n in nads} | requested.refs)
     listed = name_list([f"{n} ({_origin(n, nads, requested, ident)})" for n in known]) or "none"
     guess = _closest(network.ref, known)
@@ -44,6 +44,20 @@ def check_network(ident: Identity, rname: str, direction: str, network: Network,
         "('name' for the workload's namespace, or 'namespace/name'), or attach the pods to the network in the pod "
         f"template's {attachments.NETWORKS_ANNOTATION} annotation", ident.ref, fpath,
         current_value=value, proposed_value=proposed)
+
+
+def unattached_network(ident: Identity, rname: str, direction: str, network: Network, value: str, fpath: str,
+                       nads: frozenset[str], requested: attachments.Requested) -> Result | None:
+    """Advisory: the package defines the network but the workload's pods do not request it, so
+    (unless something outside the package attaches them) the rule's policy selects no pod."""
+    if network.ref in requested.refs or not attachments.exists(network.ref, nads):
+        return None
+    return warning(
+        f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} is bound to network {network.ref}, which the "
+        f"package defines, but the pods of {ident.workload_ref} do not request it in their "
+        f"{attachments.NETWORKS_ANNOTATION} annotation, so the rule's MultiNetworkPolicy selects none of them; add "
+        f"{network.ref} to that annotation (or bind the rule to a network the pods are on)", ident.ref, fpath,
+        current_value=value)
 
 
 def _origin(ref: str, nads: frozenset[str], requested: attachments.Requested, ident: Identity) -> str:

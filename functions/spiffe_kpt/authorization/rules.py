@@ -21,7 +21,7 @@ from ..api.resolve import Context, Identity
 from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
 from ..krm.results import Result, error, name_list, warning
 from . import attachments
-from .inputs import check_mesh_trust, check_network, check_peer_clusters
+from .inputs import check_mesh_trust, check_network, check_peer_clusters, unattached_network
 from .model import BACKENDS, DnsEgress, Endpoint, IstiodEgress, Network, Peer, PolicyModel, Port, Rule
 
 PEER_KINDS = ("identity", "spiffeID", "spiffeIDPrefix", "trustDomain")
@@ -161,9 +161,10 @@ def _resolve_identity_rules(ident: Identity, rules: list[dict[str, Any]], by_nam
         if raw.get("network"):
             ns, _, name = raw["network"].rpartition("/")
             network = Network(ns or ident.namespace, name)
-            bad = check_network(ident, rname, direction, network, raw["network"], f"{path}.network", nads, requested)
-            if bad is not None:
-                out.errors.append(bad)
+            where = (ident, rname, direction, network, raw["network"], f"{path}.network", nads, requested)
+            for found, into in ((check_network(*where), out.errors), (unattached_network(*where), out.advisories)):
+                if found is not None:
+                    into.append(found)
 
         ports: list[Port] = []
         for k, rp in enumerate(raw["ports"]):
