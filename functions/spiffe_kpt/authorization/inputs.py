@@ -128,7 +128,7 @@ def _invalid(value: str) -> tuple[str, str | None, bool]:
     try:
         loose = ipaddress.ip_network(value, strict=False)
         return (f"has host bits set ({addr} is inside the /{plen} network {loose.network_address}, not its "
-                "start); policies would silently widen it to that network", str(loose), True)
+                "start); policy engines read it as that whole network, or reject it", str(loose), True)
     except ValueError:
         pass
     try:
