@@ -671,3 +671,5 @@ def test_multus_annotation_forms() -> None:
     assert parse("a, b/c@eth1,,d@x", "ns").refs == {"ns/a", "b/c", "ns/d"}
     assert parse('[{"name": "a"}, {"name": "c", "namespace": "b", "interface": "eth1"}]', "ns").refs == {"ns/a", "b/c"}
     assert parse("[{", "ns").problem and not parse("[{", "ns").refs
+    single = parse('{"name": "a"}', "ns")  # Multus reads it as JSON and wants a list
+    assert not single.refs and "is JSON but not a list of networks" in single.problem

@@ -63,7 +63,8 @@ def requested(workload: dict[str, Any]) -> Requested:
 
 def parse(value: str, namespace: str) -> Requested:
     text = value.strip()
-    if not text.startswith("["):
+    # As Multus decides: any of '[', '{', '"' makes it JSON (which must then be a list).
+    if not any(c in text for c in '[{"'):
         refs = set()
         for entry in text.split(","):
             entry = entry.strip().split("@", 1)[0]
@@ -74,8 +75,10 @@ def parse(value: str, namespace: str) -> Requested:
         doc = json.loads(text)
     except ValueError as exc:
         return Requested(frozenset(), f"its {NETWORKS_ANNOTATION} annotation is not valid JSON ({exc})")
+    if not isinstance(doc, list):
+        return Requested(frozenset(), f"its {NETWORKS_ANNOTATION} annotation is JSON but not a list of networks")
     refs = set()
-    for entry in doc if isinstance(doc, list) else []:
+    for entry in doc:
         if isinstance(entry, dict) and isinstance(entry.get("name"), str):
             refs.add(f"{entry.get('namespace') or namespace}/{entry['name']}")
     return Requested(frozenset(refs))
