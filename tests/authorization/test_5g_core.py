@@ -395,6 +395,13 @@ def _amf_with_sbi_peer(spiffe_id: str) -> tuple[list, list]:
     items = read_package(FIVE_G_CORE / "amf")
     wi = next(o for o in items if o.get("kind") == "WorkloadIdentity")
     wi["spec"]["ingress"][1]["from"] = [{"spiffeID": spiffe_id}]
+    if not spiffe_id.startswith(f"{TD}/"):
+        # Another trust domain, federated: unfederated, Istio could never verify it (an error of its own).
+        foreign = spiffe_id.split("/")[2]
+        wi["spec"].setdefault("svid", {})["federatesWith"] = [foreign]
+        ctx = next(o for o in items if o.get("kind") == "IdentityContext")
+        ctx["spec"]["federation"] = [{"trustDomain": foreign, "bundleEndpointURL": f"https://bundle.{foreign}",
+                                      "bundleEndpointProfile": {"type": "https_web"}}]
     out, results, code = render(copy.deepcopy(items), FIVE_G_CORE_PIPELINE)
     assert code == 0, results
     np = next(o for o in generated(out) if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "amf-regional-ingress")

@@ -93,7 +93,7 @@ def authorize(rl: ResourceList) -> None:
     rl.extend(res.results)
     if not res.ok:
         return
-    rr = resolve_rules(res.identities, res.context)
+    rr = resolve_rules(res.identities, res.context, rl.items)
     rl.extend(rr.errors)
     if rl.has_errors():
         return

@@ -24,7 +24,7 @@ POLICY_EXEMPT = f"{API_GROUP}/policy-exempt"
 
 
 def check_authorization(items: list[dict[str, Any]], res: Resolution) -> list[Result]:
-    rr = resolve_rules(res.identities, res.context)
+    rr = resolve_rules(res.identities, res.context, items)
     out: list[Result] = rr.errors + rr.advisories
     model = rr.model
     if not (model.backends and model.default_deny and model.namespaces):

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot read package {pkg}: {exc}", file=sys.stderr)
         return 1
     res = resolve(ResourceList(items))
-    rr = resolve_rules(res.identities, res.context)
+    rr = resolve_rules(res.identities, res.context, items)
     problems = [r for r in res.results + rr.errors if r.severity.value == "error"]
     for r in problems:
         print(str(r), file=sys.stderr)

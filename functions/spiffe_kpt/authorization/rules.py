@@ -20,6 +20,8 @@ from ..api import workloads as wl
 from ..api.resolve import Context, Identity
 from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
 from ..krm.results import Result, error, name_list, warning
+from . import attachments
+from .inputs import check_mesh_trust, check_network, check_peer_clusters, unattached_network
 from .model import BACKENDS, DnsEgress, Endpoint, IstiodEgress, Network, Peer, PolicyModel, Port, Rule
 
 PEER_KINDS = ("identity", "spiffeID", "spiffeIDPrefix", "trustDomain")
@@ -87,10 +89,13 @@ def container_ports(workload: dict[str, Any]) -> tuple[dict[str, Port], set[tupl
     return named, exposed
 
 
-def resolve_rules(identities: list[Identity], ctx: Context) -> RuleResolution:
+def resolve_rules(identities: list[Identity], ctx: Context, items: list[dict[str, Any]]) -> RuleResolution:
+    """``items``: the package, for the Multus attachments it defines."""
     backends, default_deny, dns, clusters = read_policy_settings(ctx)
     model = PolicyModel(backends=backends, default_deny=default_deny, dns=dns, istiod=read_istiod_egress(ctx))
     out = RuleResolution(model)
+    out.errors.extend(check_peer_clusters(ctx))
+    nads = attachments.defined(items)
     by_name = {i.name: i for i in identities}
     ready = [i for i in identities if i.spiffe_id is not None]
     for ident in ready:
@@ -109,14 +114,16 @@ def resolve_rules(identities: list[Identity], ctx: Context) -> RuleResolution:
         for direction in DIRECTIONS:
             rules = ident.spec.get(direction) or []
             if rules:
-                _resolve_identity_rules(ident, rules, by_name, by_id, clusters, ctx, out, direction)
+                _resolve_identity_rules(ident, rules, by_name, by_id, clusters, ctx, out, direction, nads)
     return out
 
 
 def _resolve_identity_rules(ident: Identity, rules: list[dict[str, Any]], by_name: dict[str, Identity],
                             by_id: dict[str, Endpoint], clusters: dict[str, tuple[str, ...]], ctx: Context,
-                            out: RuleResolution, direction: str = "ingress") -> None:
+                            out: RuleResolution, direction: str = "ingress",
+                            nads: frozenset[str] = frozenset()) -> None:
     named, exposed = container_ports(ident.workload)
+    requested = attachments.requested(ident.workload)
     egress = direction == "egress"
     peers_key = PEERS_KEY[direction]
     target = out.model.endpoints.get(ident.name)
@@ -154,6 +161,10 @@ def _resolve_identity_rules(ident: Identity, rules: list[dict[str, Any]], by_nam
         if raw.get("network"):
             ns, _, name = raw["network"].rpartition("/")
             network = Network(ns or ident.namespace, name)
+            where = (ident, rname, direction, network, raw["network"], f"{path}.network", nads, requested)
+            for found, into in ((check_network(*where), out.errors), (unattached_network(*where), out.advisories)):
+                if found is not None:
+                    into.append(found)
 
         ports: list[Port] = []
         for k, rp in enumerate(raw["ports"]):
@@ -192,6 +203,8 @@ def _resolve_identity_rules(ident: Identity, rules: list[dict[str, Any]], by_nam
                         f"container of {server.workload_ref} declares that port; add it to that container's ports "
                         "(or fix the rule) so the opened port is one the server serves", ident.ref, ppath,
                         current_value=rp.get("port")))
+        if not egress:
+            out.errors.extend(check_mesh_trust(ident, rname, peers, ports, network, out.model.backends, ctx))
         if len(out.errors) == before and target is not None:
             rule = Rule(name=rname, target=target, peers=peers, ports=ports, network=network, allow_all=allow_all,
                         field_path=path, description=str(raw.get("description") or ""), direction=direction)
@@ -269,16 +282,21 @@ def _resolve_peers(ident: Identity, rname: str, raw: dict[str, Any], path: str, 
             continue
         kind = kinds[0]
         value = p[kind]
-        cluster = p.get("cluster", "")
-        if cluster == ctx.cluster_name:
-            cluster = ""  # naming this very cluster is the same as not naming one
+        named_cluster = p.get("cluster", "")
+        # For a SPIFFE ID peer, naming this very cluster is the same as not naming one.
+        cluster = "" if named_cluster == ctx.cluster_name else named_cluster
         if kind == "identity":
-            if cluster:
+            if named_cluster:
+                # Also when it names this cluster: the package may be deployed to other clusters,
+                # where the same words would name another one.
+                fix = (f"remove 'cluster' (the package is deployed to cluster {named_cluster!r} here, but to "
+                       "any other cluster it is cloned to the same 'cluster' would name a different one)"
+                       if not cluster else
+                       f"for a peer in cluster {cluster!r} use its spiffeID (or spiffeIDPrefix) with 'cluster'")
                 out.errors.append(error(
                     f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: 'identity' names a WorkloadIdentity "
-                    f"of this package, which runs in this cluster; for a peer in cluster {cluster!r} use its "
-                    "spiffeID (or spiffeIDPrefix) with 'cluster'", ident.ref, f"{fpath}.cluster",
-                    current_value=cluster))
+                    f"of this package, which always runs in the package's own cluster, so it takes no 'cluster'; "
+                    f"{fix}", ident.ref, f"{fpath}.cluster", current_value=named_cluster))
                 continue
             peer_ident = by_name.get(value)
             if peer_ident is None:
