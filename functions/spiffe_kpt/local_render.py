@@ -193,9 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     worst = 0
     for n, pkg in enumerate(pkgs, 1):
         if len(pkgs) > 1:
-            print(f"[{n}/{len(pkgs)}] {pkg}", file=sys.stderr, flush=True)
-            if args.output == "summary" and not args.diff:
-                print(f"== {pkg}")
+            print(f"[{n}/{len(pkgs)}] rendering {pkg}", file=sys.stderr, flush=True)
         code = render_one(pkg, args, kpt)
         worst = worst or code
     return worst

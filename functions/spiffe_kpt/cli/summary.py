@@ -65,13 +65,16 @@ def resource_changes(before: dict[str, Entry], after: dict[str, Entry], change: 
     files = change.added + change.modified + change.removed  # resources in untouched files are unchanged
     old, new = _resources(before, files), _resources(after, files)
     rc = ResourceChanges()
-    for key in sorted(set(new) - set(old)):
+
+    def order(key: Key) -> tuple[str, str, str]:
+        return key[1], key[2], key[3]
+    for key in sorted(set(new) - set(old), key=order):
         rc.generated.append((key, new[key][0]))
-    for key in sorted(set(old) & set(new)):
+    for key in sorted(set(old) & set(new), key=order):
         if old[key][1] != new[key][1] or old[key][0] != new[key][0]:
             moved = f"{old[key][0]} -> {new[key][0]}" if old[key][0] != new[key][0] else new[key][0]
             rc.changed.append((key, moved))
-    for key in sorted(set(old) - set(new)):
+    for key in sorted(set(old) - set(new), key=order):
         # A resource whose file was not rewritten is still there (only its file changed).
         rc.deleted.append((key, old[key][0]))
     return rc
@@ -225,19 +228,22 @@ def format_summary(pkg: str, before: dict[str, Entry], after: dict[str, Entry], 
         out += _cut([f"  {s.name}  {s.spiffe_id}  (selectors {s.selector})" for s in statics], verbose, "entries")
 
     rc = resource_changes(before, after, change)
-    verb = {"generated": "generated", "changed": "changed", "deleted": "deleted"}
-    if rc.generated or rc.changed or rc.deleted:
+    rows = [(what, key, file) for what, entries in (("generated", rc.generated), ("changed", rc.changed),
+                                                   ("deleted", rc.deleted)) for key, file in entries]
+    if rows:
         out.append(style.bold("Changes") + (" written:" if wrote else " (not written; --in-place writes them):"))
-        for what, entries in (("generated", rc.generated), ("changed", rc.changed), ("deleted", rc.deleted)):
-            by_kind: dict[str, list[str]] = {}
-            for key, file in entries:
-                by_kind.setdefault(_kind(key), []).append(f"{_name(key)} ({file})")
-            for kind, names in sorted(by_kind.items()):
-                shown = names if verbose or len(names) <= 4 else names[:3] + [f"{len(names) - 3} more"]
-                out.append(f"  {verb[what]:<9} {len(names):>4} {kind}: {', '.join(shown)}")
-        removed = [f for f in change.removed]
-        if removed:
-            out.append(f"  files removed: {', '.join(_cut(removed, verbose, 'files'))}")
+        shown = rows if verbose or len(rows) <= SHORT else rows[:SHORT]
+        kw = max(len(_kind(k)) for _, k, _ in shown)
+        nw = max(len(_name(k)) for _, k, _ in shown)
+        out += [f"  {what:<9}  {_kind(key):<{kw}}  {_name(key):<{nw}}  {file}" for what, key, file in shown]
+        if len(shown) < len(rows):
+            counts: dict[str, int] = {}
+            for what, key, _ in rows[len(shown):]:
+                counts[f"{what} {_kind(key)}"] = counts.get(f"{what} {_kind(key)}", 0) + 1
+            out.append(f"  ... and {len(rows) - len(shown)} more: "
+                       + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + " (-v lists them all)")
+        if change.removed:
+            out.append(f"  files {'removed' if wrote else 'to remove'}: {', '.join(_cut(change.removed, verbose, 'files'))}")
     else:
         out.append("No changes: the package is already rendered.")
 
