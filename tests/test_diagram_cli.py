@@ -147,3 +147,17 @@ def test_bad_output_and_bad_package_say_what_to_do(tmp_path: Path) -> None:
     broken = _diagram(EXAMPLES / "errors" / "invalid-trust-domain", tmp_path / "x.svg")
     assert broken.returncode == 1 and "fix these first" in broken.stderr and "spiffe://SMO" in broken.stderr
     assert "Traceback" not in bad.stderr + broken.stderr and not (tmp_path / "x.svg").exists()
+
+
+def test_a_client_in_the_servers_own_package_needs_no_egress_rule(tmp_path: Path) -> None:
+    # authz-5g-like declares ingress only: the function derives each client's egress from it.
+    assert _diagram(EXAMPLES / "authz-5g-like", tmp_path / "flows.svg").returncode == 0
+    _, edges = _svg(tmp_path / "flows.svg")
+    core = "spiffe://core.telco-operator.net/ns"
+    assert set(edges) == {
+        f"flow enforced: peer:ran.telco-operator.net (cluster ran-edge-01) -> {core}/core-cp/sa/amf: SCTP 38412 to core-cp/n2",
+        f"flow enforced: {core}/core-cp/sa/smf -> {core}/core-cp/sa/amf: TCP 8000",
+        f"flow enforced: {core}/core-cp/sa/amf -> {core}/core-cp/sa/smf: TCP 8000",
+        f"flow enforced: {core}/core-up/sa/upf -> {core}/core-cp/sa/smf: UDP 8805 to core-up/n4",
+        f"flow enforced: {core}/core-cp/sa/smf -> {core}/core-up/sa/upf: UDP 8805 to core-up/n4",
+    }

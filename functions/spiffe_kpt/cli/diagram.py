@@ -216,7 +216,10 @@ def _edges(flow: Flow, ours: dict[str, tuple[Endpoint, Package]],
         # the other end's default deny, so it must not read as allowed.
         if not ing and flow.server in ours and ours[flow.server][1].model.default_deny:
             status, missing = "one-sided", f"denied: {ours[flow.server][0].identity} declares no ingress for it"
-        if not eg and flow.client in ours and ours[flow.client][1].model.default_deny:
+        # A client in the server's own package needs no egress rule: the function derives its
+        # egress from the server's ingress. A client in a sibling package must declare it.
+        derived = ing is not None and flow.client in ours and ours[flow.client][1] is ing[1]
+        if not eg and not derived and flow.client in ours and ours[flow.client][1].model.default_deny:
             status, missing = "one-sided", f"denied: {ours[flow.client][0].identity} declares no egress for it"
         head = "/".join(names)
         desc = next((r.description for r, _ in (x for x in (ing, eg) if x) if r.description), "")
