@@ -134,3 +134,36 @@ def test_without_kpt_the_error_says_how_to_get_the_pinned_one(tmp_path: Path) ->
     assert proc.returncode == 2
     assert "kpt is not on PATH and no pinned kpt is cached" in proc.stderr
     assert "python3 -m spiffe_kpt.cli.kptbin" in proc.stderr and "https://kpt.dev/installation/" in proc.stderr
+
+
+def _path_without_kpt(tmp_path: Path) -> str:
+    """This PATH with every directory that holds a kpt replaced by a copy of it (symlinks) without kpt."""
+    out = []
+    for i, d in enumerate(os.environ["PATH"].split(os.pathsep)):
+        if not d or not (Path(d) / "kpt").exists():
+            out.append(d)
+            continue
+        mirror = tmp_path / f"path{i}"
+        mirror.mkdir()
+        for entry in Path(d).iterdir():
+            if entry.name != "kpt":
+                (mirror / entry.name).symlink_to(entry)
+        out.append(str(mirror))
+    return os.pathsep.join(out)
+
+
+def test_without_kpt_on_path_the_pinned_build_renders(tmp_path: Path) -> None:
+    from spiffe_kpt.cli import kptbin
+    pinned = kptbin.build()  # cached by .ci/run; builds it (minutes) on a machine that has not yet
+    env = {**os.environ, "PATH": _path_without_kpt(tmp_path)}
+    assert shutil.which("kpt", path=env["PATH"]) is None
+    assert subprocess.run([str(pinned), "version"], capture_output=True, text=True).stdout.strip() == \
+        kptbin.KPT_VERSION.removeprefix("v")
+    pkg = copy_package(EXAMPLES / "oran-focom-ims", tmp_path / "oran-focom-ims")
+    proc = _render("--in-place", str(pkg), env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (pkg / "registration" / "clusterspiffeid-oran-smo.focom.yaml").is_file()
+    # The directory .ci/run and the README put on PATH holds that kpt.
+    on_path = subprocess.run([sys.executable, "-m", "spiffe_kpt.cli.kptbin"], capture_output=True, text=True, env=env)
+    assert on_path.returncode == 0, on_path.stderr
+    assert (Path(on_path.stdout.strip()) / "kpt").resolve() == pinned.resolve()

@@ -75,6 +75,46 @@ def _link_on_path(binary: Path) -> Path:
     return d
 
 
+# kpt's alpha `rollouts` commands import the nested module github.com/kptdev/kpt/rollouts at a
+# pseudo-version the Go module proxy refuses (403 for its .mod and .zip), so the module graph
+# cannot be built as published. Rendering needs none of it: the build drops that one command
+# (two lines of commands/alpha/alphacmd.go and the require in go.mod) in a throw-away copy of the
+# verified module source. Nothing else of kpt changes.
+ROLLOUTS_MODULE = "github.com/kptdev/kpt/rollouts"
+ROLLOUTS_IMPORT = '"github.com/kptdev/kpt/commands/alpha/rollouts"'
+ROLLOUTS_CMD = "rollouts.NewCommand(ctx, version),"
+
+
+def _patched_source(go: str, env: dict[str, str], tmp: Path, log) -> Path:
+    """The pinned kpt module's source (verified against sum.golang.org by `go mod download`),
+    copied to ``tmp`` without the alpha rollouts command; raises KptMissing if it changed shape."""
+    import json
+    cmd = [go, "mod", "download", "-json", f"{KPT_MODULE}@{KPT_VERSION}"]
+    print("+", " ".join(cmd), file=log, flush=True)
+    p = subprocess.run(cmd, cwd=tmp, env=env, text=True, capture_output=True)
+    info = json.loads(p.stdout[p.stdout.index("{"):]) if "{" in p.stdout else {}
+    if p.returncode != 0 or "Dir" not in info:
+        raise KptMissing(f"downloading {KPT_MODULE}@{KPT_VERSION} failed: {info.get('Error') or p.stderr}\n"
+                         + how_to_get_kpt())
+    src = tmp / "kpt"
+    shutil.copytree(info["Dir"], src)
+    for d, _, files in os.walk(src):  # the module cache is read-only
+        os.chmod(d, 0o755)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o644)
+    alpha = src / "commands" / "alpha" / "alphacmd.go"
+    gomod = src / "go.mod"
+    text, mod = alpha.read_text(), gomod.read_text()
+    if ROLLOUTS_IMPORT not in text or ROLLOUTS_CMD not in text or ROLLOUTS_MODULE not in mod:
+        raise KptMissing(f"kpt {KPT_VERSION}'s source is not as expected ({alpha.name} or go.mod changed); "
+                         "update spiffe_kpt/cli/kptbin.py for it.\n" + how_to_get_kpt())
+    alpha.write_text(text.replace(ROLLOUTS_IMPORT, "").replace(ROLLOUTS_CMD, ""))
+    gomod.write_text("".join(line for line in mod.splitlines(keepends=True)
+                             if not line.split() or line.split()[0] != ROLLOUTS_MODULE))
+    shutil.rmtree(src / "commands" / "alpha" / "rollouts")
+    return src
+
+
 def build(log=sys.stderr) -> Path:
     """Build the pinned kpt into the cache unless it is there; returns the binary's path."""
     out = cached_kpt()
@@ -91,20 +131,16 @@ def build(log=sys.stderr) -> Path:
                    GOFLAGS=(os.environ.get("GOFLAGS", "") + " -mod=mod -buildvcs=false").strip())
         start = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="spiffe-kpt-kpt-") as tmp:
-            # `go install kpt@version` would ask the proxy for the module's version list; an exact
-            # requirement in a throw-away module fetches only the pinned version.
-            Path(tmp, "go.mod").write_text(f"module spiffekpt.invalid/kptwrapper\n\ngo 1.24\n\n"
-                                           f"require {KPT_MODULE} {KPT_VERSION}\n")
             partial = out.with_name(out.name + ".partial")
-            for cmd in ([go, "mod", "download", f"{KPT_MODULE}@{KPT_VERSION}"],
-                        [go, "get", f"{KPT_MODULE}@{KPT_VERSION}"],
-                        [go, "build", "-ldflags=-s -w", "-o", str(partial), KPT_MODULE]):
-                print("+", " ".join(cmd), file=log, flush=True)
-                p = subprocess.run(cmd, cwd=tmp, env=env, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-                if p.returncode != 0:
-                    raise KptMissing(f"building kpt {KPT_VERSION} failed: {' '.join(cmd)}:\n"
-                                     f"{p.stdout[-4000:]}\n{how_to_get_kpt()}")
+            src = _patched_source(go, env, Path(tmp), log)
+            # kpt's Makefile sets the version the same way (`kpt version` says "unknown" otherwise).
+            ldflags = f"-s -w -X {KPT_MODULE}/run.version={KPT_VERSION.removeprefix('v')}"
+            cmd = [go, "build", f"-ldflags={ldflags}", "-o", str(partial), "."]
+            print("+", " ".join(cmd), file=log, flush=True)
+            p = subprocess.run(cmd, cwd=src, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            if p.returncode != 0:
+                raise KptMissing(f"building kpt {KPT_VERSION} failed: {' '.join(cmd)}:\n{p.stdout[-4000:]}\n"
+                                 + how_to_get_kpt())
             os.replace(partial, out)
         print(f"built kpt {KPT_VERSION} in {time.monotonic() - start:.0f} s: {out}", file=log)
         return out

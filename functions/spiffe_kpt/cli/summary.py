@@ -204,8 +204,8 @@ def format_summary(pkg: str, before: dict[str, Entry], after: dict[str, Entry], 
     out: list[str] = []
     probs = problems(fns, style)
     if failed:
-        out.append(style.error(f"{pkg}: render FAILED; nothing was written") if wrote is False
-                   else style.error(f"{pkg}: render FAILED"))
+        # A failed render is never written (kpt writes nothing either).
+        out.append(style.error(f"{pkg}: render FAILED; nothing was written"))
     if probs:
         out.append(style.bold("Problems") + f" ({len(probs)}):")
         out += [f"  {line}" for line in probs]
