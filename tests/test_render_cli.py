@@ -103,14 +103,16 @@ def test_resourcelist_output_is_the_rendered_package_for_scripts() -> None:
     assert proc.stdout.startswith("apiVersion: config.kubernetes.io/v1\nkind: ResourceList\n")
 
 
-def test_a_directory_of_packages_renders_each_with_a_progress_line() -> None:
-    proc = _render(str(EXAMPLES / "5g-core"))
+def test_a_directory_of_packages_renders_each_with_a_progress_line(tmp_path: Path) -> None:
+    proc = _render(str(EXAMPLES / "5g-core"), "--results-dir", str(tmp_path / "results"))
     assert proc.returncode == 0, proc.stderr
     progress = [line for line in proc.stderr.splitlines() if line.startswith("[")]
     assert progress == [f"[{i}/3] rendering {EXAMPLES / '5g-core' / nf}" for i, nf in enumerate(("amf", "smf", "upf"), 1)]
     for nf in ("amf", "smf", "upf"):
         assert f"/cluster/{'edge01' if nf == 'upf' else 'regional'}/ns/" in proc.stdout
         assert f"{EXAMPLES / '5g-core' / nf}: rendered by 5 functions" in proc.stdout
+        # kpt's results.yaml, passed through: one per package.
+        assert "kind: FunctionResultList" in (tmp_path / "results" / nf / "results.yaml").read_text()
 
 
 def test_kpt_flags_pass_through() -> None:

@@ -106,7 +106,7 @@ def _read_results(results_dir: Path) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
-def render_one(pkg: Path, args: argparse.Namespace, kpt: str) -> int:
+def render_one(pkg: Path, args: argparse.Namespace, kpt: str, results_dir: Path | None) -> int:
     out_summary = args.output == "summary"
     kpt_flags = []
     if args.truncate_output is not None:
@@ -115,7 +115,7 @@ def render_one(pkg: Path, args: argparse.Namespace, kpt: str) -> int:
         kpt_flags += ["--image-pull-policy", args.image_pull_policy]
     with tempfile.TemporaryDirectory(prefix="spiffe-kpt-render-") as tmp:
         work = Path(tmp) / pkg.resolve().name
-        results_dir = args.results_dir or Path(tmp) / "results"
+        results_dir = results_dir or Path(tmp) / "results"
         results_dir.mkdir(parents=True, exist_ok=True)
         # kpt's progress lines are noise next to the summary; kept to show when a render fails.
         proc = render_locally(pkg, work, results_dir, kpt, kpt_flags, capture=out_summary or args.diff)
@@ -194,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     for n, pkg in enumerate(pkgs, 1):
         if len(pkgs) > 1:
             print(f"[{n}/{len(pkgs)}] rendering {pkg}", file=sys.stderr, flush=True)
-        code = render_one(pkg, args, kpt)
+        # kpt writes one results.yaml per render: with several packages, one directory each.
+        results = args.results_dir / pkg.relative_to(args.package) if args.results_dir and len(pkgs) > 1 \
+            else args.results_dir
+        code = render_one(pkg, args, kpt, results)
         worst = worst or code
     return worst
 
