@@ -187,6 +187,11 @@ def _warned(pkgs: list[Package]) -> set[tuple[int, str, str]]:
     return out
 
 
+def _denies(pkg: Package) -> bool:
+    """The package isolates its workloads: what its rules do not open is dropped."""
+    return pkg.authorizes and pkg.model.default_deny
+
+
 def _edges(flow: Flow, ours: dict[str, tuple[Endpoint, Package]],
            egress_unenforced: Callable[[Rule, Package], bool]) -> list[Edge]:
     """One edge per group of ports that share a status and label."""
@@ -194,7 +199,6 @@ def _edges(flow: Flow, ours: dict[str, tuple[Endpoint, Package]],
     for port in sorted(set(flow.ingress) | set(flow.egress)):
         protocol, number = port
         ing, eg = flow.ingress.get(port), flow.egress.get(port)
-        rule, pkg = ing or eg  # type: ignore[misc]
         names = sorted({r.name for r, _ in (x for x in (ing, eg) if x)})
         backends: list[str] = []
         bare: list[str] = []  # the ends whose rule no enabled backend enforces
@@ -214,12 +218,12 @@ def _edges(flow: Flow, ours: dict[str, tuple[Endpoint, Package]],
         missing = ""
         # Both ends drawn as identities of these packages: a half declared flow is dropped by
         # the other end's default deny, so it must not read as allowed.
-        if not ing and flow.server in ours and ours[flow.server][1].model.default_deny:
+        if not ing and flow.server in ours and _denies(ours[flow.server][1]):
             status, missing = "one-sided", f"denied: {ours[flow.server][0].identity} declares no ingress for it"
         # A client in the server's own package needs no egress rule: the function derives its
         # egress from the server's ingress. A client in a sibling package must declare it.
         derived = ing is not None and flow.client in ours and ours[flow.client][1] is ing[1]
-        if not eg and not derived and flow.client in ours and ours[flow.client][1].model.default_deny:
+        if not eg and not derived and flow.client in ours and _denies(ours[flow.client][1]):
             status, missing = "one-sided", f"denied: {ours[flow.client][0].identity} declares no egress for it"
         head = "/".join(names)
         desc = next((r.description for r, _ in (x for x in (ing, eg) if x) if r.description), "")
