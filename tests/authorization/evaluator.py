@@ -106,7 +106,9 @@ def _peer_matches(peer: dict[str, Any], pod: Pod, policy_ns: str) -> bool:
 def _port_matches(ports: list[dict[str, Any]] | None, port: int, protocol: str) -> bool:
     if not ports:
         return True
-    return any(p.get("protocol", "TCP") == protocol and p.get("port") in (None, port) for p in ports)
+    # endPort: the ports port..endPort (NetworkPolicy's port range).
+    return any(p.get("protocol", "TCP") == protocol
+               and (p.get("port") is None or p["port"] <= port <= p.get("endPort", p["port"])) for p in ports)
 
 
 def _direction_allows(policies: list[dict[str, Any]], subject: Pod, other: Pod, flow: Flow, direction: str) -> bool:

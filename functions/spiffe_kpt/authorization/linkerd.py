@@ -35,18 +35,17 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
             "Servers already restrict the ports the rules name)"))
     for rule in model.egress_rules:
         results.append(info(
-            f"linkerd: egress rule {rule.label} is enforced by the network backends only (networkpolicy, "
-            "multinetworkpolicy): Linkerd authorizes at the server (Server, AuthorizationPolicy), by the ingress "
+            f"linkerd: egress rule {rule.label} {model.egress_enforcement(rule)}: Linkerd authorizes at the server (Server, AuthorizationPolicy), by the ingress "
             "rules of the peer's package", rule.target.ref, rule.field_path))
     for rule in model.rules:
         t = rule.target
         if rule.network is not None:
             continue  # Multus traffic does not pass through the proxy; multinetworkpolicy's
-        skipped = [p for p in rule.ports if p.protocol != "TCP"]
+        skipped = [p for p in rule.ports if not p.meshable]
         if skipped:
             results.append(warning(
                 f"linkerd: rule {rule.label} allows {', '.join(map(str, skipped))}, which Linkerd cannot enforce "
-                "(the proxy carries TCP only); those ports are left to the network backends", t.ref,
+                "(the proxy carries TCP only, and a Server selects one port); those ports are left to the network backends", t.ref,
                 f"{rule.field_path}.ports"))
         identities: list[str] = []
         if rule.allow_all:
@@ -61,7 +60,7 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
                     f"linkerd: rule {rule.label} allows {peer}, but MeshTLSAuthentication cannot match a SPIFFE "
                     "ID prefix or trust domain; this peer stays denied by linkerd. List exact spiffeIDs instead",
                     t.ref, peer.field_path))
-        tcp = [p for p in rule.ports if p.protocol == "TCP"]
+        tcp = [p for p in rule.ports if p.meshable]
         if not tcp:
             continue
         authn = f"{t.identity}-{rule.name}"
