@@ -185,18 +185,31 @@ def test_rules_with_the_same_peers_are_one_rule_and_a_namespace_appears_once() -
 
 # ---- port ranges
 
-def test_a_port_range_is_enforced_by_the_network_backends_and_the_meshes_say_they_cannot() -> None:
+def test_a_port_range_istio_can_list_is_listed_and_both_backends_agree() -> None:
     def change(spec: dict) -> None:
         spec["ingress"][1]["ports"] = [{"port": 30000, "endPort": 30010}]
     out, results, code = _amf(change)
-    assert code == 0
+    assert code == 0 and not [r for r in results if r["severity"] == "warning" and "30000" in r["message"]]
     assert _policy(out, "NetworkPolicy", "amf-regional-ingress")["spec"]["ingress"][0]["ports"] == [
         {"protocol": "TCP", "port": 30000, "endPort": 30010}]
-    said = _said(results, "istio: rule amf-regional/sbi allows TCP 30000-30010, which Istio cannot enforce")
-    assert len(said) == 1 and said[0]["severity"] == "warning"
+    assert _policy(out, "AuthorizationPolicy", "amf-regional")["spec"]["rules"][0]["to"] == [
+        {"operation": {"ports": [str(n) for n in range(30000, 30011)]}}]
     c = _regional(out)
-    assert EVALUATORS["networkpolicy"](c, Flow("smf", "amf-regional", 30005, "TCP"))
-    assert not EVALUATORS["networkpolicy"](c, Flow("smf", "amf-regional", 30011, "TCP"))
+    for backend in ("istio", "networkpolicy"):
+        assert EVALUATORS[backend](c, Flow("smf", "amf-regional", 30005, "TCP")), backend
+        assert not EVALUATORS[backend](c, Flow("smf", "amf-regional", 30011, "TCP")), backend
+
+
+def test_a_port_range_too_long_for_istio_is_denied_by_istio_and_the_warning_says_so() -> None:
+    def change(spec: dict) -> None:
+        spec["ingress"][1]["ports"] = [{"port": 30000, "endPort": 32767}]
+    out, results, code = _amf(change)
+    assert code == 0
+    said = _said(results, "istio: rule amf-regional/sbi allows TCP 30000-32767, more than 64 ports")
+    assert len(said) == 1 and said[0]["severity"] == "warning" and "Istio denies them" in said[0]["message"]
+    c = _regional(out)
+    assert EVALUATORS["networkpolicy"](c, Flow("smf", "amf-regional", 31000, "TCP"))
+    assert not EVALUATORS["istio"](c, Flow("smf", "amf-regional", 31000, "TCP"))
 
 
 @pytest.mark.parametrize("port", [{"port": 30010, "endPort": 30000}, {"port": "sbi", "endPort": 30000}])

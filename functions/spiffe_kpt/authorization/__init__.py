@@ -47,7 +47,8 @@ def enforcers(model: PolicyModel, network: bool, port: Port) -> list[str]:
     out = []
     for b in model.backends:
         if b == "multinetworkpolicy" and network or b == "networkpolicy" and not network \
-                or b in ("istio", "linkerd") and not network and port.meshable:
+                or b == "istio" and not network and port.meshable \
+                or b == "linkerd" and not network and port.protocol == "TCP" and not port.end:
             out.append(b)
     return out
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..krm.results import Result, info, name_list, warning
-from .model import PolicyModel, Rule
+from .model import MESH_RANGE_LIMIT, PolicyModel, Rule
 
 API_VERSION = "security.istio.io/v1"
 AUTHZ = "AuthorizationPolicy"
@@ -53,7 +53,8 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
 
     by_target: dict[str, list[Rule]] = {}
     for rule in model.rules:
-        skipped = [p for p in rule.ports if not p.meshable]
+        skipped = [p for p in rule.ports if p.protocol != "TCP"]
+        too_long = [p for p in rule.ports if p.protocol == "TCP" and not p.meshable]
         if rule.network is not None:
             results.append(info(
                 f"istio: rule {rule.label} is bound to Multus network {rule.network.ref}, whose traffic does not "
@@ -63,9 +64,18 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
         if skipped:
             results.append(warning(
                 f"istio: rule {rule.label} allows {', '.join(map(str, skipped))}, which Istio cannot enforce (the "
-                "sidecar carries TCP only, and its policies name single ports); those ports are left to the network backends", rule.target.ref,
+                "sidecar carries TCP only); those ports are left to the network backends", rule.target.ref,
                 f"{rule.field_path}.ports"))
-        if len(skipped) < len(rule.ports):
+        if too_long:
+            # The sidecar captures every inbound TCP port: a port no ALLOW rule lists is denied,
+            # so this is a narrowing, not something left to the other backends.
+            results.append(warning(
+                f"istio: rule {rule.label} allows {', '.join(map(str, too_long))}, more than {MESH_RANGE_LIMIT} "
+                "ports, which an AuthorizationPolicy cannot list (it has no port ranges): the sidecar captures them "
+                "and Istio denies them. Narrow the range, or exclude it from the sidecar "
+                "(traffic.sidecar.istio.io/excludeInboundPorts) so the network backends alone decide",
+                rule.target.ref, f"{rule.field_path}.ports"))
+        if any(p.meshable for p in rule.ports):
             by_target.setdefault(rule.target.identity, []).append(rule)
 
     for identity, rules in by_target.items():
@@ -74,7 +84,7 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
         by_peers: dict[tuple[str, ...] | None, list[str]] = {}
         for rule in rules:
             ports = by_peers.setdefault(None if rule.allow_all else tuple(sorted({p.principal for p in rule.peers})), [])
-            ports.extend(str(p.number) for p in rule.ports if p.meshable and str(p.number) not in ports)
+            ports.extend(str(n) for p in rule.ports if p.meshable for n in p.numbers if str(n) not in ports)
         spec_rules = []
         for principals, ports in by_peers.items():
             entry: dict[str, Any] = {}

@@ -41,12 +41,18 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
         t = rule.target
         if rule.network is not None:
             continue  # Multus traffic does not pass through the proxy; multinetworkpolicy's
-        skipped = [p for p in rule.ports if not p.meshable]
+        skipped = [p for p in rule.ports if p.protocol != "TCP"]
         if skipped:
             results.append(warning(
                 f"linkerd: rule {rule.label} allows {', '.join(map(str, skipped))}, which Linkerd cannot enforce "
-                "(the proxy carries TCP only, and a Server selects one port); those ports are left to the network backends", t.ref,
+                "(the proxy carries TCP only); those ports are left to the network backends", t.ref,
                 f"{rule.field_path}.ports"))
+        ranges = [p for p in rule.ports if p.protocol == "TCP" and p.end]
+        if ranges:
+            results.append(warning(
+                f"linkerd: rule {rule.label} allows {', '.join(map(str, ranges))}, but a Server selects one port, so "
+                "no Server is generated for a range: the namespace's default inbound policy decides those ports "
+                "(under zero trust, deny). List the ports the rule needs one by one", t.ref, f"{rule.field_path}.ports"))
         identities: list[str] = []
         if rule.allow_all:
             identities = ["*"]
@@ -60,7 +66,7 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
                     f"linkerd: rule {rule.label} allows {peer}, but MeshTLSAuthentication cannot match a SPIFFE "
                     "ID prefix or trust domain; this peer stays denied by linkerd. List exact spiffeIDs instead",
                     t.ref, peer.field_path))
-        tcp = [p for p in rule.ports if p.meshable]
+        tcp = [p for p in rule.ports if p.protocol == "TCP" and not p.end]
         if not tcp:
             continue
         authn = f"{t.identity}-{rule.name}"

@@ -13,6 +13,8 @@ from ..krm.results import ResourceRef
 
 BACKENDS = ("istio", "networkpolicy", "multinetworkpolicy", "linkerd")
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
+# The longest port range Istio gets listed port by port (its AuthorizationPolicy has no ranges).
+MESH_RANGE_LIMIT = 64
 
 
 @dataclass(frozen=True)
@@ -26,10 +28,14 @@ class Port:
         return f"{self.protocol} {self.number}" + (f"-{self.end}" if self.end else "")
 
     @property
+    def numbers(self) -> range:
+        return range(self.number, (self.end or self.number) + 1)
+
+    @property
     def meshable(self) -> bool:
-        """Whether Istio and Linkerd can enforce it: their proxies carry TCP only, and their
-        policies name single ports (no ranges)."""
-        return self.protocol == "TCP" and not self.end
+        """Whether Istio can enforce it: its sidecar carries TCP only, and its policies name single
+        ports, so a range is listed port by port up to MESH_RANGE_LIMIT ports."""
+        return self.protocol == "TCP" and len(self.numbers) <= MESH_RANGE_LIMIT
 
 
 @dataclass(frozen=True)

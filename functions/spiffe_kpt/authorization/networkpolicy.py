@@ -102,7 +102,8 @@ def _mesh_checks(rule: Rule, model: PolicyModel | None) -> str:
     if model is None or rule.direction != "ingress" or rule.network is not None \
             or not all(p.meshable for p in rule.ports):
         return ""
-    return next((b for b in ("istio", "linkerd") if model.enabled(b)), "")
+    linkerd = all(not p.end for p in rule.ports)
+    return next((b for b in ("istio", "linkerd") if model.enabled(b) and (b == "istio" or linkerd)), "")
 
 
 def _by_address(rule: Rule, peer: Any, backend: str, model: PolicyModel | None) -> Result:
