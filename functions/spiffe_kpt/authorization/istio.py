@@ -75,6 +75,12 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
                 "and Istio denies them. Narrow the range, or exclude it from the sidecar "
                 "(traffic.sidecar.istio.io/excludeInboundPorts) so the network backends alone decide",
                 rule.target.ref, f"{rule.field_path}.ports"))
+        if rule.allow_all and any(p.meshable for p in rule.ports):
+            results.append(info(
+                f"istio: rule {rule.label} allows any peer (allowAll), but the workload's PeerAuthentication is "
+                "STRICT: a client without a mesh certificate (no sidecar) is refused before authorization. For such "
+                "clients, exclude the port from the sidecar (traffic.sidecar.istio.io/excludeInboundPorts)",
+                rule.target.ref, f"{rule.field_path}.allowAll"))
         if any(p.meshable for p in rule.ports):
             by_target.setdefault(rule.target.identity, []).append(rule)
 

@@ -56,6 +56,11 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
         identities: list[str] = []
         if rule.allow_all:
             identities = ["*"]
+            if any(p.protocol == "TCP" and not p.end for p in rule.ports):
+                results.append(info(
+                    f"linkerd: rule {rule.label} allows any peer (allowAll) as MeshTLSAuthentication '*', which "
+                    "admits every meshed client: a client without a Linkerd proxy is refused", t.ref,
+                    f"{rule.field_path}.allowAll"))
         for peer in rule.peers:
             if peer.kind in ("identity", "spiffeID"):
                 sid = peer.endpoint.spiffe_id if peer.endpoint is not None else peer.value
