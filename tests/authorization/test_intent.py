@@ -30,6 +30,8 @@ NETWORK_BACKENDS = ("networkpolicy", "multinetworkpolicy")
 def mismatches(items: list[dict[str, Any]], results: list[dict[str, Any]], decided: Counter | None = None) -> list[str]:
     w = build_world(items, results)
     assert w.default_deny and w.backends
+    keys = [(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in w.cluster.objects]
+    assert len(keys) == len(set(keys)), "two generated objects share kind, namespace and name"
     out = []
     pods = w.cluster.pods
     decided = Counter() if decided is None else decided
@@ -87,7 +89,8 @@ def test_the_property_catches_an_unannounced_difference() -> None:
 TD = "td.example"
 OTHER_TD = "other.example"
 NAMESPACES = ("ns-a", "ns-b")
-NETWORKS = {"ns-a": "net-a", "ns-b": "net-b"}
+# Two networks share a name in two namespaces: their policies must not share object names.
+ATTACHMENTS = ["ns-a/net-a", "ns-b/net-b", "ns-b/net-a"]
 CONTAINER_PORTS = [("http", 8000, "TCP"), ("pfcp", 8805, "UDP"), ("ngap", 38412, "SCTP"), ("grpc", 9090, "TCP")]
 RANGES = [(30000, 30003, "TCP"), (31000, 31200, "TCP"), (2000, 2100, "UDP")]
 
@@ -148,7 +151,7 @@ def packages(draw) -> list[dict[str, Any]]:
     ns_of, nets_of = {}, {}
     for i in range(n):
         ns = draw(st.sampled_from(NAMESPACES))
-        nets = draw(st.lists(st.sampled_from([f"{x}/{NETWORKS[x]}" for x in NAMESPACES]), max_size=2, unique=True))
+        nets = draw(st.lists(st.sampled_from(ATTACHMENTS), max_size=2, unique=True))
         ns_of[f"w{i}"], nets_of[f"w{i}"] = ns, nets
         items += _workload(i, ns, nets)
     names = sorted(ns_of)

@@ -245,3 +245,21 @@ def test_the_istio_egress_info_names_only_the_backend_the_context_enables() -> N
 ])
 def test_requested_networks_reads_both_forms(value: str, nets: list[Network]) -> None:
     assert requested_networks(value, "core") == nets
+
+
+def test_two_attachments_of_one_name_in_two_namespaces_get_two_baselines() -> None:
+    """Every attachment gets a baseline: 'n4' of two namespaces must not become one object name."""
+    items = read_package(FIVE_G_CORE / "upf")
+    deploy = next(o for o in items if o.get("kind") == "Deployment")
+    ann = deploy["spec"]["template"]["metadata"]["annotations"]
+    ann["k8s.v1.cni.cncf.io/networks"] = "upf-edge01-n4, upf-edge01-n3, upf-edge01-n6, transport/upf-edge01-n4"
+    out, results, code = render(items, FIVE_G_CORE_PIPELINE)
+    assert code == 0, [r for r in results if r["severity"] == "error"]
+    mnps = [o for o in generated(out) if o["kind"] == "MultiNetworkPolicy"]
+    names = [o["metadata"]["name"] for o in mnps]
+    assert len(names) == len(set(names)), names
+    baselines = {o["metadata"]["annotations"]["k8s.v1.cni.cncf.io/policy-for"]: o["metadata"]["name"]
+                 for o in mnps if o["spec"]["podSelector"] == {}}
+    assert baselines["transport/upf-edge01-n4"] == "default-deny-transport-upf-edge01-n4-upf-edge01"
+    assert baselines["free5gc-upf/upf-edge01-n4"] == "default-deny-free5gc-upf-upf-edge01-n4-upf-edge01"
+    assert baselines["free5gc-upf/upf-edge01-n3"] == "default-deny-upf-edge01-n3-upf-edge01"

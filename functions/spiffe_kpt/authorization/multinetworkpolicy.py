@@ -40,6 +40,10 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
     for rule in model.rules + (model.egress_rules if model.default_deny else []):
         if rule.network is not None:
             by_net.setdefault(rule.network, []).append(rule)
+    # Names carry the network's name; two networks of one name (in different namespaces) would
+    # give two objects one name, so those carry '<namespace>-<name>'.
+    names = [n.name for n in by_net]
+    label = {n: n.name if names.count(n.name) == 1 else f"{n.namespace}-{n.name}" for n in by_net}
     for net in sorted(by_net, key=lambda n: n.ref):
         rules = by_net[net]
         ingress: dict[str, list[dict[str, Any]]] = {}
@@ -62,9 +66,9 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
             # any pod there may be attached to the network, and zero trust covers it too.
             for ns in model.namespaces:
                 objs.append(("", {"apiVersion": API_VERSION, "kind": KIND, "metadata": {
-                    "name": model.baseline_name(f"default-deny-{net.name}", ns), "namespace": ns, "annotations": dict(ann)},
+                    "name": model.baseline_name(f"default-deny-{label[net]}", ns), "namespace": ns, "annotations": dict(ann)},
                     "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}))
         objs.extend(policies(model, ingress, egress,
-                              lambda ident, direction, n=net.name: f"{ident}-{n}-{direction}", ann,
+                              lambda ident, direction, n=label[net]: f"{ident}-{n}-{direction}", ann,
                               API_VERSION, KIND))
     return objs, results
