@@ -263,3 +263,23 @@ def test_two_attachments_of_one_name_in_two_namespaces_get_two_baselines() -> No
     assert baselines["transport/upf-edge01-n4"] == "default-deny-transport-upf-edge01-n4-upf-edge01"
     assert baselines["free5gc-upf/upf-edge01-n4"] == "default-deny-free5gc-upf-upf-edge01-n4-upf-edge01"
     assert baselines["free5gc-upf/upf-edge01-n3"] == "default-deny-upf-edge01-n3-upf-edge01"
+
+
+def test_an_attachment_of_a_workload_without_identity_in_the_namespace_gets_a_baseline() -> None:
+    """Default deny governs the identities' namespaces, so an attachment of any workload there is
+    closed (a sidecar-less helper on N6 too); a workload of another namespace is not ours."""
+    items = read_package(FIVE_G_CORE / "upf")
+    helper = copy.deepcopy(next(o for o in items if o.get("kind") == "Deployment"))
+    helper["metadata"]["name"] = helper["spec"]["template"]["metadata"]["labels"]["name"] = "helper"
+    helper["spec"]["selector"]["matchLabels"]["name"] = "helper"
+    helper["spec"]["template"]["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] = "debug-net"
+    other = copy.deepcopy(helper)
+    other["metadata"].update(name="elsewhere", namespace="tools")
+    other["spec"]["template"]["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] = "tools-net"
+    for o in (helper, other):
+        o["metadata"].setdefault("annotations", {})["workloadidentity.nephio.org/policy-exempt"] = "true"
+    out, results, code = render(items + [helper, other], FIVE_G_CORE_PIPELINE)
+    assert code == 0, [r for r in results if r["severity"] == "error"]
+    nets = {o["metadata"]["annotations"]["k8s.v1.cni.cncf.io/policy-for"] for o in generated(out)
+            if o["kind"] == "MultiNetworkPolicy" and o["spec"]["podSelector"] == {}}
+    assert "free5gc-upf/debug-net" in nets and not any(n.startswith("tools/") for n in nets)
