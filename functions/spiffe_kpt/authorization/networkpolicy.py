@@ -14,10 +14,13 @@ without repeating a peer and port the other already opens.
 
 Peers are selected by the same attestation attributes the registrations use: the identity's
 selector labels and the namespace's immutable ``kubernetes.io/metadata.name`` label. A peer
-outside the package is selected by namespace when its ID in this trust domain names a namespace
-of this cluster (Istio's ``/ns/<ns>/sa/<sa>``, or the ``cluster``/``region`` format with this
-cluster's name), by ipBlock when it runs in a peer cluster whose CIDRs the context lists, and
-otherwise cannot be expressed: a warning says so, and the peer stays denied (never an empty, allow-all peer).
+outside the package is selected by namespace when its ID (or prefix) in this trust domain names
+a namespace of this cluster (Istio's ``/ns/<ns>/...``, or the ``cluster``/``region`` format with
+this cluster's name), and by namespace and its ``podLabels`` when the rule gives them; by ipBlock
+when it runs in a peer cluster whose CIDRs the context lists; otherwise it cannot be expressed: a
+warning says why, and the peer stays denied (never an empty, allow-all peer). Every selection
+wider than the rule (a namespace, an address range) gets a result naming the flows it admits
+beyond the rule. Entries with the same peers are merged into one.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import json
 from typing import Any
 
 from ..krm.results import Result, info, warning
-from .model import NAMESPACE_NAME_LABEL, PolicyModel, Port, Rule
+from .model import NAMESPACE_NAME_LABEL, Peer, PolicyModel, Port, Rule
 
 API_VERSION = "networking.k8s.io/v1"
 KIND = "NetworkPolicy"
@@ -106,7 +109,7 @@ def _mesh_checks(rule: Rule, model: PolicyModel | None) -> str:
     return next((b for b in ("istio", "linkerd") if model.enabled(b) and (b == "istio" or linkerd)), "")
 
 
-def _by_address(rule: Rule, peer: Any, backend: str, model: PolicyModel | None) -> Result:
+def _by_address(rule: Rule, peer: Peer, backend: str, model: PolicyModel | None) -> Result:
     """A peer admitted by spec.policy.peerClusters address ranges. A warning when nothing else
     checks who is behind the address on the server's side: then the range alone decides who
     gets in (anyone holding such an address, on the pod network or the same Multus network)."""
