@@ -106,7 +106,9 @@ def _peer_matches(peer: dict[str, Any], pod: Pod, policy_ns: str) -> bool:
 def _port_matches(ports: list[dict[str, Any]] | None, port: int, protocol: str) -> bool:
     if not ports:
         return True
-    return any(p.get("protocol", "TCP") == protocol and p.get("port") in (None, port) for p in ports)
+    # endPort: the ports port..endPort (NetworkPolicy's port range).
+    return any(p.get("protocol", "TCP") == protocol
+               and (p.get("port") is None or p["port"] <= port <= p.get("endPort", p["port"])) for p in ports)
 
 
 def _direction_allows(policies: list[dict[str, Any]], subject: Pod, other: Pod, flow: Flow, direction: str) -> bool:
@@ -138,14 +140,31 @@ def networkpolicy_allows(c: Cluster, flow: Flow) -> bool:
     return _l3_allows(c.of("networking.k8s.io/v1", "NetworkPolicy"), c, flow)
 
 
-def multinetworkpolicy_allows(c: Cluster, flow: Flow) -> bool:
-    assert flow.network != POD_NETWORK
-
+def _multinetworkpolicies(c: Cluster, flow: Flow) -> list[dict[str, Any]]:
     def for_network(p: dict[str, Any]) -> bool:
         ns = p["metadata"]["namespace"]
         refs = [r.strip() for r in str((p["metadata"].get("annotations") or {}).get(POLICY_FOR, "")).split(",")]
         return flow.network in [r if "/" in r else f"{ns}/{r}" for r in refs if r]
-    return _l3_allows([p for p in c.of("k8s.cni.cncf.io/v1beta1", "MultiNetworkPolicy") if for_network(p)], c, flow)
+    return [p for p in c.of("k8s.cni.cncf.io/v1beta1", "MultiNetworkPolicy") if for_network(p)]
+
+
+def multinetworkpolicy_allows(c: Cluster, flow: Flow) -> bool:
+    assert flow.network != POD_NETWORK
+    return _l3_allows(_multinetworkpolicies(c, flow), c, flow)
+
+
+def side_allows(c: Cluster, flow: Flow, backend: str, side: str) -> bool:
+    """One end's decision alone: 'ingress' at the server (every backend), 'egress' at the client
+    (the network backends; the meshes authorize at the server only)."""
+    if backend in ("istio", "linkerd"):
+        assert side == "ingress"
+        return EVALUATORS[backend](c, flow)
+    policies = c.of("networking.k8s.io/v1", "NetworkPolicy") if backend == "networkpolicy" \
+        else _multinetworkpolicies(c, flow)
+    src, dst = c.pods[flow.src], c.pods[flow.dst]
+    if side == "ingress":
+        return _direction_allows(policies, dst, src, flow, "Ingress")
+    return _direction_allows(policies, src, dst, flow, "Egress")
 
 
 def _principal_matches(patterns: list[str], principal: str) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 
 import jsonschema
 import kubernetes_validate
@@ -45,9 +46,12 @@ GATEWAY_ID = "spiffe://mgmt.telco-operator.net/cluster/mgmt/ns/observability/sa/
 EDGE_N4 = "free5gc-upf/upf-edge01-n4"  # the UPF's N4 attachment (edge01)
 REGIONAL_N4 = "free5gc-cp/smf-regional-n4"  # the SMF's N4 attachment (regional)
 N2 = "free5gc-cp/amf-regional-n2"  # the AMF's N2 attachment (regional)
-PLANES = {POD_NETWORK, EDGE_N4, REGIONAL_N4, N2}  # the planes some rule covers
+N3 = "free5gc-upf/upf-edge01-n3"  # the UPF's N3 (GTP-U to and from the gNBs) attachment (edge01)
+N6 = "free5gc-upf/upf-edge01-n6"  # the UPF's N6 (data network) attachment (edge01)
+PLANES = {POD_NETWORK, EDGE_N4, REGIONAL_N4, N2, N3, N6}  # every plane a pod of the packages is on
 PORTS = [(8805, "UDP"), (8805, "TCP"), (80, "TCP"), (80, "UDP"), (38412, "SCTP"), (38412, "TCP"),
-         (2152, "UDP"), (8000, "TCP"), (4317, "TCP"), (53, "UDP"), (53, "TCP"), (9999, "TCP")]
+         (2152, "UDP"), (2152, "TCP"), (8000, "TCP"), (4317, "TCP"), (53, "UDP"), (53, "TCP"), (9999, "TCP"),
+         (443, "UDP"), (9999, "SCTP")]
 
 # Written by hand from the issue, each flow as its cluster sees it (a flow between clusters
 # appears in both, on each end's own attachment): N4 both ways, N2 from the gNBs into the AMF,
@@ -56,7 +60,13 @@ PORTS = [(8805, "UDP"), (8805, "TCP"), (80, "TCP"), (80, "UDP"), (38412, "SCTP")
 DECLARED = {
     "edge01": {Flow("smf-regional", "upf-edge01", 8805, "UDP", EDGE_N4),
                Flow("upf-edge01", "smf-regional", 8805, "UDP", EDGE_N4),
-               Flow("upf-edge01", "metrics-gateway", 4317, "TCP")},
+               Flow("upf-edge01", "metrics-gateway", 4317, "TCP"),
+               # N3: GTP-U both ways between the gNBs' N3 range and the UPF, nothing else.
+               Flow("gnb-n3", "upf-edge01", 2152, "UDP", N3),
+               Flow("upf-edge01", "gnb-n3", 2152, "UDP", N3),
+               # N6: the UPF may send anything TCP or UDP to the data network; nothing comes in
+               # unasked, and no other pod of the namespace may use N6.
+               *(Flow("upf-edge01", "internet", port, proto, N6) for port, proto in PORTS if proto in ("TCP", "UDP"))},
     "regional": {Flow("upf-edge01", "smf-regional", 8805, "UDP", REGIONAL_N4),
                  Flow("smf-regional", "upf-edge01", 8805, "UDP", REGIONAL_N4),
                  Flow("amf-regional", "smf-regional", 80, "TCP"),
@@ -112,7 +122,10 @@ def _edge(upf: list[dict]) -> Cluster:
                                           f"{TD}/cluster/regional/ns/free5gc-cp/sa/other", "10.100.4.99", (EDGE_N4,))
     edge.pods["metrics-gateway"] = _pod("metrics-gateway", "observability", GATEWAY_ID, "10.30.0.10")
     edge.pods["mgmt-other"] = _pod("mgmt-other", "observability", "", "10.30.0.11")
-    edge.pods["stranger"] = _pod("stranger", "elsewhere", "", "10.99.0.1", (EDGE_N4,))
+    edge.pods["stranger"] = _pod("stranger", "elsewhere", "", "10.99.0.1", (EDGE_N4, N3, N6))
+    # The RAN on N3: a gNB of the cell sites' N3 range, and the internet behind N6.
+    edge.pods["gnb-n3"] = _pod("gnb-n3", "ran", "", "10.200.3.5", (N3,))
+    edge.pods["internet"] = _pod("internet", "internet", "", "203.0.113.7", (N6,))
     edge.pods["kube-dns"] = Pod("kube-dns", "kube-system", (("k8s-app", "kube-dns"),))
     return edge
 
@@ -180,7 +193,10 @@ def _widened(cluster: str, c: Cluster, backend: str) -> set[Flow]:
         # 'by the address ranges ...': any address of the peer's range, whatever its identity,
         # into the server (ingress) and out of the client (egress).
         return {"edge01": {Flow("regional-n4-other", "upf-edge01", 8805, "UDP", EDGE_N4),
-                           Flow("upf-edge01", "regional-n4-other", 8805, "UDP", EDGE_N4)},
+                           Flow("upf-edge01", "regional-n4-other", 8805, "UDP", EDGE_N4),
+                           # N6 egress is allowAll: any destination on N6, the stranger too.
+                           *(Flow("upf-edge01", "stranger", port, proto, N6) for port, proto in PORTS
+                             if proto in ("TCP", "UDP"))},
                 "regional": {Flow("edge01-n4-other", "smf-regional", 8805, "UDP", REGIONAL_N4),
                              Flow("smf-regional", "edge01-n4-other", 8805, "UDP", REGIONAL_N4)}}[cluster]
     if backend == "istio":
@@ -203,42 +219,52 @@ def test_each_kptfile_runs_the_chain_with_authorization_after_registration(nf: s
     assert _exec_pipeline(nf) == FIVE_G_CORE_PIPELINE
 
 
-def test_the_render_warns_about_nothing_and_says_what_each_backend_leaves_out(rendered) -> None:
-    said: set[tuple[str, str, str]] = set()
+def test_the_render_warns_only_where_an_address_is_the_whole_check_and_says_what_each_backend_leaves_out(
+        rendered) -> None:
+    said: set[tuple[str, str, str, str]] = set()
     for nf, (_, results) in rendered.items():
-        assert [r for r in results if r["severity"] in ("error", "warning")] == [], nf
+        assert [r for r in results if r["severity"] == "error"] == [], nf
         for r in results:
             backend = r["message"].split(":")[0]
             if backend in BACKENDS and "rule " in r["message"]:
-                said.add((backend, r["message"].split("rule ")[1].split()[0], r["field"]["path"]))
+                said.add((r["severity"][0], backend, r["message"].split("rule ")[1].split()[0], r["field"]["path"]))
+            else:
+                assert r["severity"] == "info", r
     assert said == {
-        # N2 and N4 are Multus attachments: the sidecar never sees them.
-        ("istio", "upf-edge01/n4", "spec.ingress[0].network"),
-        ("istio", "smf-regional/n4", "spec.ingress[0].network"),
-        ("istio", "amf-regional/n2", "spec.ingress[0].network"),
-        # Istio authorizes at the server: every egress rule is left to the network backends.
-        ("istio", "upf-edge01/n4", "spec.egress[0]"),
-        ("istio", "upf-edge01/metrics", "spec.egress[1]"),
-        ("istio", "smf-regional/n4", "spec.egress[0]"),
-        ("istio", "smf-regional/sbi-amf", "spec.egress[1]"),
-        ("istio", "smf-regional/sbi-nrf", "spec.egress[2]"),
-        ("istio", "amf-regional/sbi-smf", "spec.egress[0]"),
-        ("istio", "amf-regional/sbi-nrf", "spec.egress[1]"),
-        # Peers of another cluster (and the RAN) by address only, both directions.
-        ("multinetworkpolicy", "upf-edge01/n4", "spec.ingress[0].from[0]"),
-        ("multinetworkpolicy", "upf-edge01/n4", "spec.egress[0].to[0]"),
-        ("multinetworkpolicy", "smf-regional/n4", "spec.ingress[0].from[0]"),
-        ("multinetworkpolicy", "smf-regional/n4", "spec.egress[0].to[0]"),
-        ("multinetworkpolicy", "amf-regional/n2", "spec.ingress[0].from[0]"),
-        ("networkpolicy", "upf-edge01/metrics", "spec.egress[1].to[0]"),
-        # The SMF, the AMF and the NRF are each other's out-of-package peers: by namespace only.
-        ("networkpolicy", "smf-regional/sbi", "spec.ingress[1].from[0]"),
-        ("networkpolicy", "amf-regional/sbi", "spec.ingress[1].from[0]"),
-        ("networkpolicy", "smf-regional/sbi-amf", "spec.egress[1].to[0]"),
-        ("networkpolicy", "smf-regional/sbi-nrf", "spec.egress[2].to[0]"),
-        ("networkpolicy", "amf-regional/sbi-smf", "spec.egress[0].to[0]"),
-        ("networkpolicy", "amf-regional/sbi-nrf", "spec.egress[1].to[0]"),
+        # N2, N3 and N4 are Multus attachments: the sidecar never sees them.
+        ("i", "istio", "upf-edge01/n4", "spec.ingress[0].network"),
+        ("i", "istio", "upf-edge01/n3", "spec.ingress[1].network"),
+        ("i", "istio", "smf-regional/n4", "spec.ingress[0].network"),
+        ("i", "istio", "amf-regional/n2", "spec.ingress[0].network"),
+        # Istio authorizes at the server: every egress rule is left to the network backend that
+        # enforces it (named: multinetworkpolicy for N3/N4/N6, networkpolicy for the pod network).
+        ("i", "istio", "upf-edge01/n4", "spec.egress[0]"),
+        ("i", "istio", "upf-edge01/n3", "spec.egress[1]"),
+        ("i", "istio", "upf-edge01/n6", "spec.egress[2]"),
+        ("i", "istio", "upf-edge01/metrics", "spec.egress[3]"),
+        ("i", "istio", "smf-regional/n4", "spec.egress[0]"),
+        ("i", "istio", "smf-regional/sbi-amf", "spec.egress[1]"),
+        ("i", "istio", "smf-regional/sbi-nrf", "spec.egress[2]"),
+        ("i", "istio", "amf-regional/sbi-smf", "spec.egress[0]"),
+        ("i", "istio", "amf-regional/sbi-nrf", "spec.egress[1]"),
+        # Peers of another cluster (and the RAN) by address only: a warning where the address
+        # decides alone who gets in (no mesh on N2/N3/N4), an info at the client.
+        ("w", "multinetworkpolicy", "upf-edge01/n4", "spec.ingress[0].from[0]"),
+        ("w", "multinetworkpolicy", "upf-edge01/n3", "spec.ingress[1].from[0]"),
+        ("w", "multinetworkpolicy", "smf-regional/n4", "spec.ingress[0].from[0]"),
+        ("w", "multinetworkpolicy", "amf-regional/n2", "spec.ingress[0].from[0]"),
+        ("i", "multinetworkpolicy", "upf-edge01/n4", "spec.egress[0].to[0]"),
+        ("i", "multinetworkpolicy", "upf-edge01/n3", "spec.egress[1].to[0]"),
+        ("i", "multinetworkpolicy", "smf-regional/n4", "spec.egress[0].to[0]"),
+        ("i", "networkpolicy", "upf-edge01/metrics", "spec.egress[3].to[0]"),
+        # The SMF, the AMF and the NRF are each other's out-of-package peers, named by exact ID
+        # and podLabels: selected exactly, so nothing to say about them.
     }
+    for nf, (_, results) in rendered.items():
+        for r in results:
+            if "istio: egress rule" in r["message"]:
+                # Only the backends the context enables are named (issue 13).
+                assert "linkerd" not in r["message"] and "(networkpolicy, multinetworkpolicy)" not in r["message"]
 
 
 @pytest.mark.parametrize("cluster", ["edge01", "regional"])
@@ -414,7 +440,10 @@ def test_an_id_naming_a_namespace_of_this_cluster_is_selected_by_that_namespace(
     ingress, said = _amf_with_sbi_peer(spiffe_id)
     assert ingress == [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "free5gc-cp"}}}],
                         "ports": [{"protocol": "TCP", "port": 80}]}]
-    assert len(said) == 1 and said[0]["severity"] == "info" and "by its namespace 'free5gc-cp' only" in said[0]["message"]
+    assert len(said) == 1 and said[0]["severity"] == "info"
+    # The info says which flows the namespace selector admits beyond the rule, and the exact form.
+    assert "selects by its namespace only: beyond the rule, every pod of namespace 'free5gc-cp' may reach " \
+           "amf-regional on TCP 80. Add podLabels" in said[0]["message"]
 
 
 @pytest.mark.parametrize("spiffe_id", [
@@ -449,8 +478,8 @@ def test_packages_sharing_a_namespace_generate_no_common_object(rendered, nrf) -
 def test_the_diagram_draws_egress_edges_from_client_to_peer(rendered) -> None:
     diagram = next(o for o in rendered["upf"][0] if o["kind"] == "ConfigMap"
                    and o["metadata"]["name"] == "authorization-diagram")["data"]["diagram.mmd"]
-    nodes = dict(line.strip().replace('(["', '["').split("[", 1) for line in diagram.splitlines()
-                 if line.startswith("  n") and "-->" not in line)
+    # Node lines in any shape: n0["..."], n1(["..."]) (outside the package), n3(("any peer")).
+    nodes = {m.group(1): m.group(2) for m in re.finditer(r'^  (n\d+)[\[(]+("[^"]*")', diagram, re.M)}
     upf = next(k for k, v in nodes.items() if v.startswith('"upf-edge01'))
     gateway = next(k for k, v in nodes.items() if "metrics-gateway" in v)
     assert f'  {upf} -->|"egress metrics (OTLP metrics push): TCP 4317"| {gateway}' in diagram.splitlines()
@@ -492,3 +521,58 @@ def test_istiod_egress_follows_the_policy_settings(change: dict, kept: bool) -> 
     c.pods["istiod"] = Pod("istiod", ns, labels)
     port = change.get("istiod", {}).get("port", 15012)
     assert EVALUATORS["networkpolicy"](c, Flow("smf-regional", "istiod", port, "TCP")) is kept, deny["spec"]
+
+
+# ---- zero trust on every network a pod is on (issue 12, point 12)
+
+def _without_rules(items: list[dict], identity: str, names: set[str]) -> list[dict]:
+    items = copy.deepcopy(items)
+    wi = next(o for o in items if o.get("kind") == "WorkloadIdentity" and o["metadata"]["name"] == identity)
+    for direction in ("ingress", "egress"):
+        wi["spec"][direction] = [r for r in wi["spec"].get(direction) or [] if r["name"] not in names]
+    out, results, code = render(items, FIVE_G_CORE_PIPELINE)
+    assert code == 0, [r for r in results if r["severity"] == "error"]
+    return out
+
+
+def test_an_attachment_no_rule_names_is_closed_both_ways(rendered) -> None:
+    """The UPF's N3 and N6 with no rule naming them (as the example was before it declared its
+    GTP-U and data-network flows): each still gets a default-deny baseline, so nothing enters or
+    leaves the UPF there, from the RAN, the internet or any other pod on those networks."""
+    upf = _without_rules(rendered["upf"][0], "upf-edge01", {"n3", "n6"})
+    baselines = {(o["metadata"]["name"], o["metadata"]["annotations"]["k8s.v1.cni.cncf.io/policy-for"])
+                 for o in generated(upf) if o["kind"] == "MultiNetworkPolicy" and o["spec"]["podSelector"] == {}}
+    assert baselines == {("default-deny-upf-edge01-n3-upf-edge01", N3), ("default-deny-upf-edge01-n4-upf-edge01", EDGE_N4),
+                         ("default-deny-upf-edge01-n6-upf-edge01", N6)}
+    edge = _edge(upf)
+    for net, peers in ((N3, ("gnb-n3", "stranger", "intruder-free5gc-upf")), (N6, ("internet", "stranger"))):
+        for peer in peers:
+            for port, proto in PORTS:
+                assert not allowed(edge, Flow(peer, "upf-edge01", port, proto, net), BACKENDS), (peer, port, proto, net)
+                assert not allowed(edge, Flow("upf-edge01", peer, port, proto, net), BACKENDS), (peer, port, proto, net)
+
+
+def test_n3_and_n6_are_open_exactly_for_the_declared_flows(clusters) -> None:
+    edge = clusters["edge01"]
+    n3_n6 = {f for f in _universe(edge) if f.network in (N3, N6) and allowed(edge, f, BACKENDS)}
+    assert n3_n6 == {f for f in DECLARED["edge01"] | _widened("edge01", edge, "multinetworkpolicy")
+                     if f.network in (N3, N6)}
+    # GTP-U only, from the RAN's N3 range only; N6 only outwards, and only from the UPF.
+    assert not allowed(edge, Flow("gnb-n3", "upf-edge01", 2152, "TCP", N3), BACKENDS)
+    assert not allowed(edge, Flow("gnb-n3", "upf-edge01", 8805, "UDP", N3), BACKENDS)
+    assert not allowed(edge, Flow("stranger", "upf-edge01", 2152, "UDP", N3), BACKENDS)
+    assert not allowed(edge, Flow("internet", "upf-edge01", 443, "UDP", N6), BACKENDS)
+    assert not allowed(edge, Flow("intruder-free5gc-upf", "internet", 443, "UDP", N6), BACKENDS)
+    assert not allowed(edge, Flow("upf-edge01", "internet", 9999, "SCTP", N6), BACKENDS)
+    assert allowed(edge, Flow("upf-edge01", "internet", 443, "UDP", N6), BACKENDS)
+
+
+def test_attachments_without_multinetworkpolicy_are_reported_open() -> None:
+    items = read_package(FIVE_G_CORE / "upf")
+    ctx = next(i for i in items if i["kind"] == "IdentityContext")
+    ctx["spec"]["policy"]["backends"] = ["istio", "networkpolicy"]
+    _, results, code = render(items, FIVE_G_CORE_PIPELINE)
+    assert code == 0
+    said = [r for r in results if "Multus networks" in r["message"]]
+    assert len(said) == 1 and said[0]["severity"] == "warning"
+    assert f"{N3}, {EDGE_N4}, {N6}" in said[0]["message"] and "Add multinetworkpolicy" in said[0]["message"]

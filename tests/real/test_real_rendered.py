@@ -231,7 +231,12 @@ EXPECTED_EXCLUDED = {
                     "multinetworkpolicy.k8s.cni.cncf.io/default-deny-smf-regional-n4-smf-regional -n free5gc-cp"},
     "5g-core/upf": {"multinetworkpolicy.k8s.cni.cncf.io/upf-edge01-upf-edge01-n4-ingress -n free5gc-upf",
                     "multinetworkpolicy.k8s.cni.cncf.io/upf-edge01-upf-edge01-n4-egress -n free5gc-upf",
-                    "multinetworkpolicy.k8s.cni.cncf.io/default-deny-upf-edge01-n4-upf-edge01 -n free5gc-upf"},
+                    "multinetworkpolicy.k8s.cni.cncf.io/default-deny-upf-edge01-n4-upf-edge01 -n free5gc-upf",
+                    "multinetworkpolicy.k8s.cni.cncf.io/upf-edge01-upf-edge01-n3-ingress -n free5gc-upf",
+                    "multinetworkpolicy.k8s.cni.cncf.io/upf-edge01-upf-edge01-n3-egress -n free5gc-upf",
+                    "multinetworkpolicy.k8s.cni.cncf.io/default-deny-upf-edge01-n3-upf-edge01 -n free5gc-upf",
+                    "multinetworkpolicy.k8s.cni.cncf.io/upf-edge01-upf-edge01-n6-egress -n free5gc-upf",
+                    "multinetworkpolicy.k8s.cni.cncf.io/default-deny-upf-edge01-n6-upf-edge01 -n free5gc-upf"},
     "authz-5g-like": {
         "multinetworkpolicy.k8s.cni.cncf.io/default-deny-n2-amf -n core-cp",
         "multinetworkpolicy.k8s.cni.cncf.io/amf-n2-ingress -n core-cp",

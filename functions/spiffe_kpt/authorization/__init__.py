@@ -23,7 +23,8 @@ from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import ANN_LOCAL_CONFIG, resource_ref
 from ..krm.results import Result, name_list
 from . import istio, linkerd, multinetworkpolicy, networkpolicy
-from .model import PolicyModel
+from .attachments import pod_attachments
+from .model import PolicyModel, Port
 from .rules import resolve_rules
 
 NAME = "spiffe-authorization"
@@ -41,12 +42,13 @@ BUILDERS: dict[str, Builder] = {
 KINDS = istio.KINDS | networkpolicy.KINDS | multinetworkpolicy.KINDS | linkerd.KINDS | {("v1", "ConfigMap")}
 
 
-def enforcers(model: PolicyModel, network: bool, protocol: str) -> list[str]:
-    """Enabled backends that enforce a port of a rule: meshes carry TCP on the pod network only."""
+def enforcers(model: PolicyModel, network: bool, port: Port) -> list[str]:
+    """Enabled backends that enforce a port of a rule: meshes carry single TCP ports on the pod network only."""
     out = []
     for b in model.backends:
         if b == "multinetworkpolicy" and network or b == "networkpolicy" and not network \
-                or b in ("istio", "linkerd") and not network and protocol == "TCP":
+                or b == "istio" and not network and port.meshable \
+                or b == "linkerd" and not network and port.protocol == "TCP" and not port.end:
             out.append(b)
     return out
 
@@ -67,8 +69,15 @@ def coverage_warnings(model: PolicyModel) -> list[Result]:
                 f"egress rule {rule.label}: egress is enforced by {need} only, which is not enabled "
                 f"(IdentityContext spec.policy.backends: {enabled}); the client is not isolated by it either way. "
                 f"Add {need} to spec.policy.backends", rule.target.ref, f"{rule.field_path}.ports"))
+    if model.default_deny and model.attachments and "multinetworkpolicy" not in model.backends:
+        enabled = ", ".join(model.backends) or "none"
+        out.append(warning(
+            f"the package's pods are attached to the Multus networks {', '.join(n.ref for n in model.attachments)}, "
+            "whose traffic bypasses NetworkPolicy and the mesh: under defaultDeny only multinetworkpolicy closes "
+            f"them, and it is not enabled (IdentityContext spec.policy.backends: {enabled}), so they accept "
+            "anything. Add multinetworkpolicy to spec.policy.backends"))
     for rule in model.rules:
-        bare = [p for p in rule.ports if not enforcers(model, rule.network is not None, p.protocol)]
+        bare = [p for p in rule.ports if not enforcers(model, rule.network is not None, p)]
         if bare:
             enabled = ", ".join(model.backends) or "none"
             need = "multinetworkpolicy" if rule.network is not None else "networkpolicy"
@@ -98,6 +107,7 @@ def authorize(rl: ResourceList) -> None:
     if rl.has_errors():
         return
     model = rr.model
+    model.attachments = pod_attachments(rl.items, model.namespaces)
     ctx = res.context
     baseline_owner = f"{API_VERSION}.{IDENTITY_CONTEXT}.{ctx.ref.name}" if ctx.ref else ""
 

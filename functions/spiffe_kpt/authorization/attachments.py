@@ -2,6 +2,9 @@
 its pods request (annotation ``k8s.v1.cni.cncf.io/networks``).
 
 Both are written as ``<namespace>/<name>``, the form of ``k8s.v1.cni.cncf.io/policy-for``.
+Traffic on a secondary interface bypasses NetworkPolicy and the mesh, so under default deny each
+network a pod is attached to needs its own MultiNetworkPolicy baseline, whether or not a rule
+names it (``pod_attachments``).
 The annotation has two forms (Multus' network-selection annotation): a comma list of
 ``[namespace/]name[@interface]``, or a JSON list of objects with ``name`` and optional
 ``namespace`` and ``interface``; a name without namespace is in the pod's namespace.
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..api import workloads as wl
+from .model import Network
 
 NAD_API_VERSION = "k8s.cni.cncf.io/v1"
 NAD_KIND = "NetworkAttachmentDefinition"
@@ -86,3 +90,20 @@ def parse(value: str, namespace: str) -> Requested:
 
 def exists(ref: str, nads: frozenset[str]) -> bool:
     return ref in nads or f"{ANY_NAMESPACE}/{ref.rpartition('/')[2]}" in nads
+
+
+def pod_attachments(items: list[dict[str, Any]], namespaces: list[str]) -> list[Network]:
+    """Every secondary network a pod of the package's workloads in ``namespaces`` requests, sorted.
+    Unreadable annotations contribute nothing here (the rule checks report them)."""
+    scope = set(namespaces)
+    found: set[str] = set()
+    for obj in items:
+        if not wl.is_workload(obj) or wl.namespace(obj) not in scope:
+            continue
+        meta = wl.pod_template(obj).get("metadata")
+        ann = meta.get("annotations") if isinstance(meta, dict) else None
+        value = ann.get(NETWORKS_ANNOTATION) if isinstance(ann, dict) else None
+        if isinstance(value, str):
+            found.update(parse(value, wl.namespace(obj)).refs)
+    networks = (Network(*ref.split("/", 1)) for ref in found if "/" in ref)
+    return sorted(networks, key=lambda n: n.ref)

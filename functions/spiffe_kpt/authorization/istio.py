@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..krm.results import Result, info, name_list, warning
-from .model import PolicyModel, Rule
+from .model import MESH_RANGE_LIMIT, PolicyModel, Rule
 
 API_VERSION = "security.istio.io/v1"
 AUTHZ = "AuthorizationPolicy"
@@ -54,6 +54,7 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
     by_target: dict[str, list[Rule]] = {}
     for rule in model.rules:
         skipped = [p for p in rule.ports if p.protocol != "TCP"]
+        too_long = [p for p in rule.ports if p.protocol == "TCP" and not p.meshable]
         if rule.network is not None:
             results.append(info(
                 f"istio: rule {rule.label} is bound to Multus network {rule.network.ref}, whose traffic does not "
@@ -65,18 +66,36 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
                 f"istio: rule {rule.label} allows {', '.join(map(str, skipped))}, which Istio cannot enforce (the "
                 "sidecar carries TCP only); those ports are left to the network backends", rule.target.ref,
                 f"{rule.field_path}.ports"))
-        if len(skipped) < len(rule.ports):
+        if too_long:
+            # The sidecar captures every inbound TCP port: a port no ALLOW rule lists is denied,
+            # so this is a narrowing, not something left to the other backends.
+            results.append(warning(
+                f"istio: rule {rule.label} allows {', '.join(map(str, too_long))}, more than {MESH_RANGE_LIMIT} "
+                "ports, which an AuthorizationPolicy cannot list (it has no port ranges): the sidecar captures them "
+                "and Istio denies them. Narrow the range, or exclude it from the sidecar "
+                "(traffic.sidecar.istio.io/excludeInboundPorts) so the network backends alone decide",
+                rule.target.ref, f"{rule.field_path}.ports"))
+        if rule.allow_all and any(p.meshable for p in rule.ports):
+            results.append(info(
+                f"istio: rule {rule.label} allows any peer (allowAll), but the workload's PeerAuthentication is "
+                "STRICT: a client without a mesh certificate (no sidecar) is refused before authorization. For such "
+                "clients, exclude the port from the sidecar (traffic.sidecar.istio.io/excludeInboundPorts)",
+                rule.target.ref, f"{rule.field_path}.allowAll"))
+        if any(p.meshable for p in rule.ports):
             by_target.setdefault(rule.target.identity, []).append(rule)
 
     for identity, rules in by_target.items():
         target = rules[0].target
-        spec_rules = []
+        # One Istio rule per set of peers, with the ports of every rule that names them.
+        by_peers: dict[tuple[str, ...] | None, list[str]] = {}
         for rule in rules:
-            ports = [str(p.number) for p in rule.ports if p.protocol == "TCP"]
+            ports = by_peers.setdefault(None if rule.allow_all else tuple(sorted({p.principal for p in rule.peers})), [])
+            ports.extend(str(n) for p in rule.ports if p.meshable for n in p.numbers if str(n) not in ports)
+        spec_rules = []
+        for principals, ports in by_peers.items():
             entry: dict[str, Any] = {}
-            if not rule.allow_all:
-                principals = sorted({p.principal for p in rule.peers})
-                entry["from"] = [{"source": {"principals": principals}}]
+            if principals is not None:
+                entry["from"] = [{"source": {"principals": list(principals)}}]
             entry["to"] = [{"operation": {"ports": ports}}]
             spec_rules.append(entry)
         objs.append((identity, {
@@ -85,8 +104,7 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
 
     for rule in model.egress_rules:
         results.append(info(
-            f"istio: egress rule {rule.label} is enforced by the network backends only (networkpolicy, "
-            "multinetworkpolicy): Istio authorizes at the server, by the ingress rules of the peer's package; "
+            f"istio: egress rule {rule.label} {model.egress_enforcement(rule)}: Istio authorizes at the server, by the ingress rules of the peer's package; "
             "restricting a client's outbound traffic in Istio would need an egress gateway or a Sidecar resource, "
             "which this function does not generate", rule.target.ref, rule.field_path))
     if model.non_istio_ids and model.rules:

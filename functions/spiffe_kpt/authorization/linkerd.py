@@ -35,8 +35,7 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
             "Servers already restrict the ports the rules name)"))
     for rule in model.egress_rules:
         results.append(info(
-            f"linkerd: egress rule {rule.label} is enforced by the network backends only (networkpolicy, "
-            "multinetworkpolicy): Linkerd authorizes at the server (Server, AuthorizationPolicy), by the ingress "
+            f"linkerd: egress rule {rule.label} {model.egress_enforcement(rule)}: Linkerd authorizes at the server (Server, AuthorizationPolicy), by the ingress "
             "rules of the peer's package", rule.target.ref, rule.field_path))
     for rule in model.rules:
         t = rule.target
@@ -48,9 +47,20 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
                 f"linkerd: rule {rule.label} allows {', '.join(map(str, skipped))}, which Linkerd cannot enforce "
                 "(the proxy carries TCP only); those ports are left to the network backends", t.ref,
                 f"{rule.field_path}.ports"))
+        ranges = [p for p in rule.ports if p.protocol == "TCP" and p.end]
+        if ranges:
+            results.append(warning(
+                f"linkerd: rule {rule.label} allows {', '.join(map(str, ranges))}, but a Server selects one port, so "
+                "no Server is generated for a range: the namespace's default inbound policy decides those ports "
+                "(under zero trust, deny). List the ports the rule needs one by one", t.ref, f"{rule.field_path}.ports"))
         identities: list[str] = []
         if rule.allow_all:
             identities = ["*"]
+            if any(p.protocol == "TCP" and not p.end for p in rule.ports):
+                results.append(info(
+                    f"linkerd: rule {rule.label} allows any peer (allowAll) as MeshTLSAuthentication '*', which "
+                    "admits every meshed client: a client without a Linkerd proxy is refused", t.ref,
+                    f"{rule.field_path}.allowAll"))
         for peer in rule.peers:
             if peer.kind in ("identity", "spiffeID"):
                 sid = peer.endpoint.spiffe_id if peer.endpoint is not None else peer.value
@@ -61,7 +71,7 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
                     f"linkerd: rule {rule.label} allows {peer}, but MeshTLSAuthentication cannot match a SPIFFE "
                     "ID prefix or trust domain; this peer stays denied by linkerd. List exact spiffeIDs instead",
                     t.ref, peer.field_path))
-        tcp = [p for p in rule.ports if p.protocol == "TCP"]
+        tcp = [p for p in rule.ports if p.protocol == "TCP" and not p.end]
         if not tcp:
             continue
         authn = f"{t.identity}-{rule.name}"

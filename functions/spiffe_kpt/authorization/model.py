@@ -13,6 +13,8 @@ from ..krm.results import ResourceRef
 
 BACKENDS = ("istio", "networkpolicy", "multinetworkpolicy", "linkerd")
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
+# The longest port range Istio gets listed port by port (its AuthorizationPolicy has no ranges).
+MESH_RANGE_LIMIT = 64
 
 
 @dataclass(frozen=True)
@@ -20,9 +22,20 @@ class Port:
     number: int
     protocol: str  # TCP | UDP | SCTP
     name: str = ""  # the container port name the rule used, if any
+    end: int = 0  # last port of a range (rulePort endPort), 0 for a single port
 
     def __str__(self) -> str:
-        return f"{self.protocol} {self.number}"
+        return f"{self.protocol} {self.number}" + (f"-{self.end}" if self.end else "")
+
+    @property
+    def numbers(self) -> range:
+        return range(self.number, (self.end or self.number) + 1)
+
+    @property
+    def meshable(self) -> bool:
+        """Whether Istio can enforce it: its sidecar carries TCP only, and its policies name single
+        ports, so a range is listed port by port up to MESH_RANGE_LIMIT ports."""
+        return self.protocol == "TCP" and len(self.numbers) <= MESH_RANGE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -61,7 +74,13 @@ class Peer:
     endpoint: Endpoint | None = None
     cluster: str = ""
     cidrs: tuple[str, ...] = ()
-    namespace: str = ""  # namespace of an out-of-package peer in this cluster, from an ns/sa ID
+    namespace: str = ""  # namespace of an out-of-package peer in this cluster, from an ID (or prefix) naming it
+    # The peer's pod labels (peer 'podLabels'), with ``namespace``: the network backends then select
+    # exactly its pods, not every pod of its namespace.
+    pod_labels: tuple[tuple[str, str], ...] = ()
+    # Why the network backends cannot select this peer and what would let them (when no
+    # endpoint, CIDRs or namespace is known): the advice of their warning.
+    advice: str = ""
 
     def __str__(self) -> str:
         return self.value + (f" (cluster {self.cluster})" if self.cluster else "")
@@ -138,9 +157,21 @@ class PolicyModel:
     _first_identity: dict[str, str] | None = field(default=None, repr=False, compare=False)
     # Identity names whose SPIFFE ID does not follow Istio's ns/<ns>/sa/<sa> shape.
     non_istio_ids: list[str] = field(default_factory=list)
+    # Multus networks the pods of the package's workloads in ``namespaces`` are attached to
+    # (``attachments.pod_attachments``): under default deny each gets a baseline, named by a rule or not.
+    attachments: list[Network] = field(default_factory=list)
 
     def enabled(self, backend: str) -> bool:
         return backend in self.backends
+
+    def egress_enforcement(self, rule: Rule) -> str:
+        """For the meshes' infos on an egress rule: which enabled backend enforces it at the
+        client (only a network backend can), named only when the context enables it."""
+        need = "multinetworkpolicy" if rule.network is not None else "networkpolicy"
+        if self.enabled(need) and self.default_deny:
+            return f"is enforced by {need} only"
+        why = "it is not enabled" if not self.enabled(need) else "defaultDeny is off"
+        return f"could be enforced by {need} only, and is not ({why})"
 
     def baseline_name(self, base: str, namespace: str) -> str:
         """Name of a namespace baseline (default deny) this package emits: '<base>-<identity>',

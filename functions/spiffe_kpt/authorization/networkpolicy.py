@@ -14,10 +14,13 @@ without repeating a peer and port the other already opens.
 
 Peers are selected by the same attestation attributes the registrations use: the identity's
 selector labels and the namespace's immutable ``kubernetes.io/metadata.name`` label. A peer
-outside the package is selected by namespace when its ID in this trust domain names a namespace
-of this cluster (Istio's ``/ns/<ns>/sa/<sa>``, or the ``cluster``/``region`` format with this
-cluster's name), by ipBlock when it runs in a peer cluster whose CIDRs the context lists, and
-otherwise cannot be expressed: a warning says so, and the peer stays denied (never an empty, allow-all peer).
+outside the package is selected by namespace when its ID (or prefix) in this trust domain names
+a namespace of this cluster (Istio's ``/ns/<ns>/...``, or the ``cluster``/``region`` format with
+this cluster's name), and by namespace and its ``podLabels`` when the rule gives them; by ipBlock
+when it runs in a peer cluster whose CIDRs the context lists; otherwise it cannot be expressed: a
+warning says why, and the peer stays denied (never an empty, allow-all peer). Every selection
+wider than the rule (a namespace, an address range) gets a result naming the flows it admits
+beyond the rule. Entries with the same peers are merged into one.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import json
 from typing import Any
 
 from ..krm.results import Result, info, warning
-from .model import NAMESPACE_NAME_LABEL, PolicyModel, Port, Rule
+from .model import NAMESPACE_NAME_LABEL, Peer, PolicyModel, Port, Rule
 
 API_VERSION = "networking.k8s.io/v1"
 KIND = "NetworkPolicy"
@@ -39,24 +42,30 @@ def ns_selector(namespace: str) -> dict[str, Any]:
 
 
 def ports_of(ports: list[Port]) -> list[dict[str, Any]]:
-    return [{"protocol": p.protocol, "port": p.number} for p in ports]
+    return [{"protocol": p.protocol, "port": p.number, **({"endPort": p.end} if p.end else {})} for p in ports]
 
 
-def peers_of(rule: Rule, backend: str, results: list[Result]) -> list[dict[str, Any]]:
-    """The rule's peers as NetworkPolicyPeers; peers that cannot be expressed get a warning."""
+def peers_of(rule: Rule, backend: str, results: list[Result], model: PolicyModel | None = None
+             ) -> list[dict[str, Any]]:
+    """The rule's peers as NetworkPolicyPeers, each distinct peer once; a result for every peer
+    selected more widely than the rule says (by namespace or address: which flows it admits
+    beyond the rule) and a warning for every peer that cannot be expressed (it stays denied)."""
     out: list[dict[str, Any]] = []
     allows = "allows" if rule.direction == "ingress" else "may reach"
     label = f"{rule.what} {rule.label}"
+
+    def add(entry: dict[str, Any]) -> None:
+        if entry not in out:  # two IDs of one namespace are one namespaceSelector
+            out.append(entry)
+
     for peer in rule.peers:
         if peer.endpoint is not None:
-            out.append({"podSelector": {"matchLabels": peer.endpoint.labels},
-                        "namespaceSelector": ns_selector(peer.endpoint.namespace)})
+            add({"podSelector": {"matchLabels": peer.endpoint.labels},
+                 "namespaceSelector": ns_selector(peer.endpoint.namespace)})
         elif peer.cidrs:
-            out.extend({"ipBlock": {"cidr": c}} for c in peer.cidrs)
-            results.append(info(
-                f"{backend}: {label} {allows} {peer} by the address ranges spec.policy.peerClusters gives "
-                f"for cluster {peer.cluster} ({', '.join(peer.cidrs)}): any workload with an address there passes "
-                "this layer; the SPIFFE ID is checked only by a mesh backend", rule.target.ref, peer.field_path))
+            for c in peer.cidrs:
+                add({"ipBlock": {"cidr": c}})
+            results.append(_by_address(rule, peer, backend, model))
         elif peer.cluster:
             results.append(warning(
                 f"{backend}: {label} {allows} {peer}, but {backend} cannot select pods of another "
@@ -64,19 +73,61 @@ def peers_of(rule: Rule, backend: str, results: list[Result]) -> list[dict[str, 
                 f"this peer stays denied by {backend}. Add the peer's address ranges (pod CIDRs, or its addresses on "
                 "the rule's Multus network) to spec.policy.peerClusters",
                 rule.target.ref, peer.field_path))
+        elif peer.namespace and peer.pod_labels:
+            add({"podSelector": {"matchLabels": dict(peer.pod_labels)},
+                 "namespaceSelector": ns_selector(peer.namespace)})
         elif peer.namespace:
-            out.append({"namespaceSelector": ns_selector(peer.namespace)})
+            add({"namespaceSelector": ns_selector(peer.namespace)})
             results.append(info(
-                f"{backend}: {label} {allows} {peer}, a workload outside the package: {backend} selects it "
-                f"by its namespace {peer.namespace!r} only (any pod there passes this layer)",
+                f"{backend}: {label} {allows} {peer}, a workload outside the package, which {backend} selects by "
+                f"its namespace only: beyond the rule, {_beyond(rule, f'every pod of namespace {peer.namespace!r}')}. "
+                "Add podLabels (the labels of its pods) to the peer to select only its pods",
                 rule.target.ref, peer.field_path))
         else:
             results.append(warning(
-                f"{backend}: {label} {allows} {peer}, which {backend} cannot select (it is not an "
-                "identity of this package, its ID names no namespace of this cluster, and no 'cluster' with "
-                f"CIDRs is given); this peer stays denied by {backend}. Add 'cluster' and "
-                "spec.policy.peerClusters, or rely on a mesh backend", rule.target.ref, peer.field_path))
+                f"{backend}: {label} {allows} {peer}, which {backend} cannot select: {peer.advice}. This peer stays "
+                f"denied by {backend}", rule.target.ref, peer.field_path))
     return out
+
+
+def _beyond(rule: Rule, who: str) -> str:
+    """The flows a peer selected too widely adds: '<who> may reach <target> on <ports>'."""
+    ports = ", ".join(map(str, rule.ports))
+    on = f" on network {rule.network.ref}" if rule.network is not None else ""
+    if rule.direction == "ingress":
+        return f"{who} may reach {rule.target.identity} on {ports}{on}"
+    return f"{rule.target.identity} may reach {who} on {ports}{on}"
+
+
+def _mesh_checks(rule: Rule, model: PolicyModel | None) -> str:
+    """The enabled mesh that checks an ingress peer's SPIFFE ID on the rule's path, '' if none:
+    meshes see single TCP ports on the pod network only, and authorize at the server."""
+    if model is None or rule.direction != "ingress" or rule.network is not None \
+            or not all(p.meshable for p in rule.ports):
+        return ""
+    linkerd = all(not p.end for p in rule.ports)
+    return next((b for b in ("istio", "linkerd") if model.enabled(b) and (b == "istio" or linkerd)), "")
+
+
+def _by_address(rule: Rule, peer: Peer, backend: str, model: PolicyModel | None) -> Result:
+    """A peer admitted by spec.policy.peerClusters address ranges. A warning when nothing else
+    checks who is behind the address on the server's side: then the range alone decides who
+    gets in (anyone holding such an address, on the pod network or the same Multus network)."""
+    who = f"any workload holding an address in {', '.join(peer.cidrs)} (whatever its identity or namespace)"
+    head = (f"{backend}: {rule.what} {rule.label} {'allows' if rule.direction == 'ingress' else 'may reach'} "
+            f"{peer} by the address ranges spec.policy.peerClusters gives for cluster {peer.cluster}: beyond the "
+            f"rule, {_beyond(rule, who)}")
+    mesh = _mesh_checks(rule, model)
+    if mesh:
+        return info(f"{head}; {mesh} still checks the SPIFFE ID", rule.target.ref, peer.field_path)
+    if rule.direction == "egress":
+        return info(f"{head}; who the server is, is checked only by its own cluster's policy",
+                    rule.target.ref, peer.field_path)
+    return warning(
+        f"{head}, and no enabled backend checks the SPIFFE ID on this path (a Multus network, UDP, SCTP or a "
+        "port range bypasses the mesh), so the address is the whole check. A peer in another cluster has no "
+        "exact form: keep the range as narrow as its addresses (see 'Network-level peers' in the "
+        "authorization README)", rule.target.ref, peer.field_path)
 
 
 def ingress_entry(rule: Rule, peers: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -117,7 +168,7 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
         # Seeded even when no peer can be expressed: the policy must exist to isolate the target
         # when defaultDeny is off (an empty ingress list then denies all, as the rules demand).
         entries = ingress.setdefault(rule.target.identity, [])
-        entry = ingress_entry(rule, peers_of(rule, "networkpolicy", results))
+        entry = ingress_entry(rule, peers_of(rule, "networkpolicy", results, model))
         if entry is not None:
             entries.append(entry)
         if model.default_deny:
@@ -125,7 +176,7 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
     if model.default_deny:
         for rule in model.egress_rules:
             if rule.network is None:
-                add_declared_egress(rule, egress, "networkpolicy", results)
+                add_declared_egress(rule, egress, "networkpolicy", results, model)
     objs.extend(policies(model, ingress, egress, lambda ident, direction: f"{ident}-{direction}", {}))
     return objs, results
 
@@ -143,7 +194,7 @@ def add_egress(rule: Rule, egress: dict[str, list[dict[str, Any]]]) -> None:
 
 
 def add_declared_egress(rule: Rule, egress: dict[str, list[dict[str, Any]]], backend: str,
-                        results: list[Result]) -> None:
+                        results: list[Result], model: PolicyModel | None = None) -> None:
     """A declared egress rule (spec.egress) at its client, in the same per-client policy as the
     egress derived from the package's ingress rules. Seeded even when no peer can be expressed:
     the client stays isolated (default deny) and the warning says which peer stays denied."""
@@ -151,7 +202,7 @@ def add_declared_egress(rule: Rule, egress: dict[str, list[dict[str, Any]]], bac
     if rule.allow_all:
         merge_entry(entries, {"ports": ports_of(rule.ports)})
         return
-    peers = peers_of(rule, backend, results)
+    peers = peers_of(rule, backend, results, model)
     if peers:
         merge_entry(entries, {"to": peers, "ports": ports_of(rule.ports)})
 
@@ -218,6 +269,23 @@ def merge_entry(entries: EgressEntries, entry: dict[str, Any]) -> None:
         entries.add({"to": peers, "ports": entry["ports"]})
 
 
+def merged(entries: list[dict[str, Any]], peers_key: str) -> list[dict[str, Any]]:
+    """Entries with the same peers as one entry with the ports of all (in first-seen order): two
+    rules towards one destination are one NetworkPolicy rule, not two. The union of entries is
+    what a policy allows, so this changes nothing but the reading."""
+    out: list[dict[str, Any]] = []
+    by_peers: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        key = _key(sorted(_key(p) for p in entry[peers_key])) if peers_key in entry else ""
+        first = by_peers.get(key)
+        if first is None:
+            first = by_peers[key] = {**entry, "ports": list(entry["ports"])}
+            out.append(first)
+            continue
+        first["ports"].extend(p for p in entry["ports"] if p not in first["ports"])
+    return out
+
+
 def policies(model: PolicyModel, ingress: dict[str, list[dict[str, Any]]], egress: dict[str, list[dict[str, Any]]],
               name: Any, ann: dict[str, str], api_version: str = API_VERSION, kind: str = KIND
               ) -> list[tuple[str, dict[str, Any]]]:
@@ -231,5 +299,5 @@ def policies(model: PolicyModel, ingress: dict[str, list[dict[str, Any]]], egres
             out.append((ident, {"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": {
                 "podSelector": {"matchLabels": ep.labels},
                 "policyTypes": [direction.capitalize()],
-                key: list(entries[ident])}}))
+                key: merged(entries[ident], "from" if direction == "ingress" else "to")}}))
     return out

@@ -32,6 +32,10 @@ _ISTIO_PATH = re.compile(r"^/ns/([^/]+)/sa/([^/]+)$")
 # The project's cluster-scoped ID formats ('cluster', 'region') name the cluster as well: such an
 # ID names a namespace of this cluster when its cluster is the context's.
 _CLUSTER_PATH = re.compile(r"^(?:/region/[^/]+)?/cluster/([^/]+)/ns/([^/]+)/sa/[^/]+$")
+# The same for a spiffeIDPrefix: every ID under '/ns/<ns>/' (or '/cluster/<c>/ns/<ns>/') is one
+# of namespace <ns>, in the formats this project writes. Group 1: cluster, group 2: namespace.
+_PREFIX_NS = re.compile(r"^(?:(?:/region/[^/]+)?/cluster/([^/]+))?/ns/([^/]+)(?:/.*)?$")
+_PREFIX_CLUSTER = re.compile(r"^(?:/region/[^/]+)?/cluster/([^/]+)(?:/.*)?$")
 
 
 @dataclass
@@ -187,7 +191,7 @@ def _resolve_identity_rules(ident: Identity, rules: list[dict[str, Any]], by_nam
             claimed[key] = rname
             if port not in ports:
                 ports.append(port)
-            if not egress and (port.number, port.protocol) not in exposed:
+            if not egress and not port.end and (port.number, port.protocol) not in exposed:
                 out.advisories.append(warning(
                     f"WorkloadIdentity {ident.name}: ingress rule {rname!r} allows {port}, but no container of "
                     f"{ident.workload_ref} declares that port; add it to the container's ports (or fix the "
@@ -196,7 +200,7 @@ def _resolve_identity_rules(ident: Identity, rules: list[dict[str, Any]], by_nam
             if egress:
                 for peer in peers:
                     server = by_name.get(peer.value) if peer.kind == "identity" else None
-                    if server is None or (port.number, port.protocol) in container_ports(server.workload)[1]:
+                    if server is None or port.end or (port.number, port.protocol) in container_ports(server.workload)[1]:
                         continue
                     out.advisories.append(warning(
                         f"WorkloadIdentity {ident.name}: egress rule {rname!r} allows {port} to {peer.value}, but no "
@@ -214,6 +218,8 @@ def _resolve_identity_rules(ident: Identity, rules: list[dict[str, Any]], by_nam
 def _resolve_port(ident: Identity, rname: str, rp: dict[str, Any], path: str, named: dict[str, Port],
                   out: RuleResolution) -> Port | None:
     value = rp["port"]
+    if "endPort" in rp:
+        return _port_range(ident, rname, rp, path, "ingress", out)
     if isinstance(value, int):
         return Port(value, rp.get("protocol", "TCP"))
     found = named.get(value)
@@ -234,11 +240,27 @@ def _resolve_port(ident: Identity, rname: str, rp: dict[str, Any], path: str, na
     return found
 
 
+def _port_range(ident: Identity, rname: str, rp: dict[str, Any], path: str, direction: str,
+                out: RuleResolution) -> Port | None:
+    """'port' to 'endPort' (NetworkPolicy's port range): numbers only, in order."""
+    value, end = rp["port"], rp["endPort"]
+    if not isinstance(value, int) or end < value:
+        why = "a port number, not a name," if not isinstance(value, int) else f"at most endPort ({end})"
+        out.errors.append(error(
+            f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} gives endPort {end}, so 'port' must be "
+            f"{why}: the range is port..endPort. Fix 'port', or remove endPort for a single port",
+            ident.ref, f"{path}.port", current_value=value))
+        return None
+    return Port(value, rp.get("protocol", "TCP"), end=end if end != value else 0)
+
+
 def _resolve_egress_port(ident: Identity, rname: str, rp: dict[str, Any], path: str, raw: dict[str, Any],
                          by_name: dict[str, Identity], out: RuleResolution) -> Port | None:
     """An egress port is the server's: a name resolves only when every peer is an identity of
     this package whose workload has a container port of that name (one number, one protocol)."""
     value = rp["port"]
+    if "endPort" in rp:
+        return _port_range(ident, rname, rp, path, "egress", out)
     if isinstance(value, int):
         return Port(value, rp.get("protocol", "TCP"))
     found: set[Port] = set()
@@ -298,6 +320,12 @@ def _resolve_peers(ident: Identity, rname: str, raw: dict[str, Any], path: str, 
                     f"of this package, which always runs in the package's own cluster, so it takes no 'cluster'; "
                     f"{fix}", ident.ref, f"{fpath}.cluster", current_value=named_cluster))
                 continue
+            if p.get("podLabels"):
+                out.errors.append(error(
+                    f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: podLabels is for peers outside the "
+                    f"package; identity {value!r} is selected by its own selector labels. Remove podLabels",
+                    ident.ref, f"{fpath}.podLabels"))
+                continue
             peer_ident = by_name.get(value)
             if peer_ident is None:
                 known = name_list(sorted(by_name)) or "none"
@@ -318,7 +346,7 @@ def _resolve_peers(ident: Identity, rname: str, raw: dict[str, Any], path: str, 
                 principal, td, spath = sid.istio_principal, sid.trust_domain, sid.path
             elif kind == "spiffeIDPrefix":
                 sid = parse(value.rstrip("/"))
-                principal, td, spath = sid.istio_principal + "/*", sid.trust_domain, ""
+                principal, td, spath = sid.istio_principal + "/*", sid.trust_domain, sid.path
             else:
                 td = validate_trust_domain(value)
                 principal, spath = td + "/*", ""
@@ -331,14 +359,47 @@ def _resolve_peers(ident: Identity, rname: str, raw: dict[str, Any], path: str, 
             ep = by_id[value]
             peers.append(Peer(kind, value, fpath, principal, endpoint=ep))
             continue
-        namespace = ""
-        if not cluster and td == ctx.trust_domain:
-            m = _ISTIO_PATH.match(spath)
-            c = _CLUSTER_PATH.match(spath)
-            if m:
-                namespace = m.group(1)
-            elif c and c.group(1) == ctx.cluster_name:
-                namespace = c.group(2)
+        namespace = _local_namespace(kind, td, spath, cluster, ctx)
+        labels = tuple(sorted((p.get("podLabels") or {}).items()))
+        if labels and not namespace:
+            out.errors.append(error(
+                f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: podLabels selects the peer's pods in "
+                f"this cluster by namespace and labels, but {value!r}{' (cluster ' + cluster + ')' if cluster else ''} "
+                "names no namespace of this cluster (an ID or prefix '.../ns/<namespace>/...' of this trust domain and "
+                "cluster). Remove podLabels; a peer of another cluster is admitted by the address ranges of "
+                "spec.policy.peerClusters", ident.ref, f"{fpath}.podLabels"))
+            continue
         peers.append(Peer(kind, value, fpath, principal, cluster=cluster, cidrs=clusters.get(cluster, ()),
-                          namespace=namespace))
+                          namespace=namespace, pod_labels=labels,
+                          advice="" if namespace or cluster else _unselectable_advice(kind, td, spath, ctx)))
     return peers
+
+
+def _local_namespace(kind: str, td: str, spath: str, cluster: str, ctx: Context) -> str:
+    """The namespace of this cluster an out-of-package peer's ID (or every ID under its prefix)
+    lives in, in Istio's ns/sa format or the project's cluster/region formats; '' when none."""
+    if cluster or td != ctx.trust_domain or kind == "trustDomain":
+        return ""
+    if kind == "spiffeID":
+        m, c = _ISTIO_PATH.match(spath), _CLUSTER_PATH.match(spath)
+        if m:
+            return m.group(1)
+        return c.group(2) if c and c.group(1) == ctx.cluster_name else ""
+    m = _PREFIX_NS.match(spath)
+    return m.group(2) if m and m.group(1) in (None, ctx.cluster_name) else ""
+
+
+def _unselectable_advice(kind: str, td: str, spath: str, ctx: Context) -> str:
+    """Why a network backend cannot select this peer, and what would let it."""
+    other = _PREFIX_CLUSTER.match(spath)
+    if td != ctx.trust_domain:
+        return (f"its trust domain {td!r} is not this cluster's ({ctx.trust_domain}) and no 'cluster' is given. "
+                "If it runs in another cluster, add 'cluster' and that cluster's address ranges to "
+                "spec.policy.peerClusters; otherwise only a mesh backend admits it")
+    if other and other.group(1) != ctx.cluster_name:
+        return (f"its ID names cluster {other.group(1)!r}, not this one, and no 'cluster' is given. Add "
+                f"'cluster: {other.group(1)}' and that cluster's address ranges to spec.policy.peerClusters")
+    what = {"spiffeID": "the ID", "spiffeIDPrefix": "the prefix"}.get(kind, "a whole trust domain")
+    return (f"{what} names no namespace of this cluster, so no selector can pick its pods. If it runs here, "
+            "name it by an ID or spiffeIDPrefix of its namespace ('.../ns/<namespace>/...', with podLabels for "
+            "its pods); if it runs in another cluster, add 'cluster' and spec.policy.peerClusters")

@@ -101,7 +101,7 @@ def load_packages(root: Path) -> list[Package]:
         except (OSError, ValueError) as exc:
             raise DiagramError(f"cannot read package {pkg}: {exc}") from exc
         res = resolve(ResourceList(items))
-        rr = resolve_rules(res.identities, res.context)
+        rr = resolve_rules(res.identities, res.context, items)
         errs = [r for r in res.results + rr.errors if r.severity.value == "error"]
         problems += [f"{pkg}: {r}" for r in errs]
         out.append(Package(pkg, res.context.cluster_name, res.context.trust_domain, rr.model,
