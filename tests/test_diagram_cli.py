@@ -51,7 +51,7 @@ def test_5g_core_svg_has_every_identity_peer_and_allowed_flow(tmp_path: Path) ->
     proc = _diagram(EXAMPLES / "5g-core", tmp_path / "flows.svg")
     assert proc.returncode == 0, proc.stderr
     nodes, edges = _svg(tmp_path / "flows.svg")
-    assert set(nodes) == {UPF, SMF, AMF, NRF, METRICS, GNBS}
+    assert set(nodes) == {UPF, SMF, AMF, NRF, METRICS, GNBS, "any"}
     assert nodes[UPF].startswith("upf-edge01\n") and UPF in nodes[UPF]
     # Exactly the flows the 5G core README lists as allowed, each enforced, none other.
     assert set(edges) == {
@@ -63,6 +63,9 @@ def test_5g_core_svg_has_every_identity_peer_and_allowed_flow(tmp_path: Path) ->
         f"flow enforced: {AMF} -> {NRF}: TCP 8000",
         f"flow enforced: {GNBS} -> {AMF}: SCTP 38412 to free5gc-cp/amf-regional-n2",
         f"flow enforced: {UPF} -> {METRICS}: TCP 4317",
+        f"flow enforced: {GNBS} -> {UPF}: UDP 2152 to free5gc-upf/upf-edge01-n3",
+        f"flow enforced: {UPF} -> {GNBS}: UDP 2152 from free5gc-upf/upf-edge01-n3",
+        f"flow enforced: {UPF} -> any: TCP 1-65535, UDP 1-65535 from free5gc-upf/upf-edge01-n6",
     }
     sbi = edges[f"flow enforced: {SMF} -> {AMF}: TCP 80"]["text"]
     assert sbi == "sbi/sbi-amf (SBI HTTP/2)\nTCP 80\n[istio, networkpolicy, networkpolicy egress]"
@@ -133,7 +136,7 @@ def test_markdown_holds_a_mermaid_block_with_the_same_flows(tmp_path: Path) -> N
     text = (tmp_path / "flows.md").read_text()
     assert text.startswith("# Flows of 5g-core\n") and "\n```mermaid\nflowchart LR\n" in text
     assert text.rstrip().endswith("```")
-    assert text.count("-->|") == 8
+    assert text.count("-->|") == 11
     assert 'subgraph g0["cluster edge01 (core.telco-operator.net)"]' in text
     assert '"sbi/sbi-amf (SBI HTTP/2)<br/>TCP 80<br/>[istio, networkpolicy, networkpolicy egress]"' in text
     dot = tmp_path / "flows.dot"

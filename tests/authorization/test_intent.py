@@ -107,7 +107,8 @@ def _workload(i: int, ns: str, networks: list[str]) -> list[dict[str, Any]]:
                       {"name": n, "containerPort": p, "protocol": proto} for n, p, proto in CONTAINER_PORTS]}]}}}}
     wi = {"apiVersion": "workloadidentity.nephio.org/v1alpha1", "kind": "WorkloadIdentity",
           "metadata": {"name": name, "annotations": {"config.kubernetes.io/local-config": "true"}},
-          "spec": {"workloadRef": {"kind": "Deployment", "name": name}}}
+          # federating with the other trust domain: a mesh-enforced rule may admit only such a peer
+          "spec": {"workloadRef": {"kind": "Deployment", "name": name}, "svid": {"federatesWith": [OTHER_TD]}}}
     return [deploy, wi]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from spiffe_kpt.authorization.attachments import requested_networks
+from spiffe_kpt.authorization.attachments import parse
 from spiffe_kpt.authorization.model import Network
 
 from ..pkgtools import read_package
@@ -25,17 +25,24 @@ HERE = f"{TD}/cluster/regional"  # the AMF package's cluster
 NS = f"{HERE}/ns/free5gc-cp"
 
 
-def _amf(change: Any) -> tuple[list[dict], list[dict], int]:
+def _amf(change: Any, federate: str = "") -> tuple[list[dict], list[dict], int]:
     items = read_package(FIVE_G_CORE / "amf")
     wi = next(o for o in items if o.get("kind") == "WorkloadIdentity")
     change(wi["spec"])
+    if federate:  # a mesh-enforced rule may admit only a trust domain the identity federates with
+        ctx = next(o for o in items if o.get("kind") == "IdentityContext")
+        ctx["spec"]["federation"] = [{"trustDomain": federate, "bundleEndpointURL": f"https://bundle.{federate}",
+                                      "bundleEndpointProfile": {"type": "https_web"}}]
+        wi["spec"].setdefault("svid", {})["federatesWith"] = [federate]
     return render(copy.deepcopy(items), FIVE_G_CORE_PIPELINE)
 
 
 def _sbi_from(*peers: dict) -> tuple[list[dict], list[dict]]:
     def change(spec: dict) -> None:
         spec["ingress"][1]["from"] = list(peers)
-    out, results, code = _amf(change)
+    foreign = {p.get("trustDomain") or p.get("spiffeIDPrefix", p.get("spiffeID", "")).split("/")[2] for p in peers}
+    foreign.discard("core.telco-operator.net")
+    out, results, code = _amf(change, federate=min(foreign) if foreign else "")
     assert code == 0, [r for r in results if r["severity"] == "error"]
     return out, results
 
@@ -244,7 +251,7 @@ def test_the_istio_egress_info_names_only_the_backend_the_context_enables() -> N
     ("", []),
 ])
 def test_requested_networks_reads_both_forms(value: str, nets: list[Network]) -> None:
-    assert requested_networks(value, "core") == nets
+    assert parse(value, "core").refs == {n.ref for n in nets}
 
 
 def test_two_attachments_of_one_name_in_two_namespaces_get_two_baselines() -> None:

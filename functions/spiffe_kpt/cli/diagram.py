@@ -30,7 +30,7 @@ from typing import Callable
 
 from ..api.resolve import resolve
 from ..authorization import coverage_warnings, enforcers
-from ..authorization.model import Endpoint, Peer, PolicyModel, Rule
+from ..authorization.model import Endpoint, Peer, PolicyModel, Port, Rule
 from ..authorization.packagefiles import read_items
 from ..authorization.rules import resolve_rules
 from ..krm.resourcelist import ResourceList
@@ -65,13 +65,13 @@ class Node:
 
 @dataclass
 class Flow:
-    """Client -> server, per port (protocol, number): the server's ingress rule admitting it and
+    """Client -> server, per port (protocol, number, end of a range or 0): the server's ingress rule admitting it and
     the client's egress rule allowing it, each with its package. Each end names its own network
     (a Multus attachment of its pod), so the two rules of one flow can name different ones."""
     client: str
     server: str
-    ingress: dict[tuple[str, int], tuple[Rule, Package]] = field(default_factory=dict)
-    egress: dict[tuple[str, int], tuple[Rule, Package]] = field(default_factory=dict)
+    ingress: dict[tuple[str, int, int], tuple[Rule, Package]] = field(default_factory=dict)
+    egress: dict[tuple[str, int, int], tuple[Rule, Package]] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,7 +162,7 @@ def build_graph(pkgs: list[Package]) -> Graph:
                 flow = flows.setdefault((client, server), Flow(client, server))
                 side = flow.ingress if rule.direction == "ingress" else flow.egress
                 for port in rule.ports:
-                    side[(port.protocol, port.number)] = (rule, pkg)
+                    side[(port.protocol, port.number, port.end)] = (rule, pkg)
 
     warned = _warned(pkgs)
     index = {id(pkg): i for i, pkg in enumerate(pkgs)}
@@ -197,13 +197,14 @@ def _edges(flow: Flow, ours: dict[str, tuple[Endpoint, Package]],
     """One edge per group of ports that share a status and label."""
     groups: dict[tuple[str, str], list[str]] = {}
     for port in sorted(set(flow.ingress) | set(flow.egress)):
-        protocol, number = port
+        protocol, number, end = port
+        ported = Port(number, protocol, end=end)
         ing, eg = flow.ingress.get(port), flow.egress.get(port)
         names = sorted({r.name for r, _ in (x for x in (ing, eg) if x)})
         backends: list[str] = []
         bare: list[str] = []  # the ends whose rule no enabled backend enforces
         if ing:
-            b = enforcers(ing[1].model, ing[0].network is not None, protocol) if ing[1].authorizes else []
+            b = enforcers(ing[1].model, ing[0].network is not None, ported) if ing[1].authorizes else []
             backends += b
             if not b:
                 bare.append(f"ingress at {ing[0].target.identity}")
@@ -239,7 +240,7 @@ def _edges(flow: Flow, ours: dict[str, tuple[Endpoint, Package]],
         if ing and ing[0].network is not None:
             nets.append(f"to {ing[0].network.ref}")
         key = (status, f"{label}|{' '.join(tail)}|{' '.join(nets)}")
-        groups.setdefault(key, []).append(f"{protocol} {number}")
+        groups.setdefault(key, []).append(str(ported))
     out = []
     for (status, text), ports in groups.items():
         label, tail, nets = text.split("|", 2)
