@@ -54,6 +54,15 @@ def _type_name(v: Any) -> str:
     return {dict: "object", list: "array", str: "string"}.get(type(v), type(v).__name__)
 
 
+def _quoted_number(v: str, schema: dict[str, Any]) -> bool:
+    """A string that would be valid as the integer the schema also accepts."""
+    t = schema.get("type")
+    if not (isinstance(t, list) and "integer" in t) or not v.strip().isdigit():
+        return False
+    n = int(v.strip())
+    return schema.get("minimum", n) <= n <= schema.get("maximum", n)
+
+
 def _is_type(v: Any, t: str) -> bool:
     if t in ("integer", "number") and isinstance(v, bool):
         return False
@@ -95,6 +104,11 @@ class _Validator:
             if "maxLength" in schema and len(v) > schema["maxLength"]:
                 err((path, f"is {len(v)} characters long, at most {schema['maxLength']} allowed"))
             if "pattern" in schema and not _pattern(schema["pattern"]).search(v):
+                if _quoted_number(v, schema):
+                    # YAML reads port: "8443" as a string; the author meant the number.
+                    err((path, f"{v!r} is quoted, so YAML reads it as a string, not a number: remove the "
+                               f"quotes ({path.rpartition('.')[2] or 'value'}: {v.strip()})"))
+                    return
                 hint = schema.get("x-hint")
                 err((path, f"{v!r} is not {hint}" if hint
                      else f"{v!r} does not match the pattern {schema['pattern']}"))
