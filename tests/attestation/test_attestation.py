@@ -158,6 +158,44 @@ def test_a_local_config_service_account_stands_for_one_that_exists_elsewhere() -
     assert [i for i in of_kind(doc["items"], "ServiceAccount") if i["metadata"]["name"] == "o2ims"] == [items[-1]]
 
 
+def _binding(kind: str = "RoleBinding", **subject: str) -> dict:
+    meta = {"name": "o2ims-reader", "annotations": {"config.kubernetes.io/path": "rbac.yaml"}}
+    if kind == "RoleBinding":
+        meta["namespace"] = "oran-smo"
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", **subject}]}
+
+
+@pytest.mark.parametrize("binding", [_binding(name="o2ims"),
+                                     _binding("ClusterRoleBinding", name="o2ims", namespace="oran-smo")],
+                         ids=["RoleBinding", "ClusterRoleBinding"])
+def test_a_generated_account_the_package_rbac_binds_is_warned(binding: dict) -> None:
+    items = items_of("oran-focom-ims") + [binding]
+    doc, code = run(items, make_attestable)
+    assert code == 0
+    assert "o2ims" in _sa_names(doc["items"])  # still created: the warning says how to decide
+    the_result(doc, "warning", "WorkloadIdentity", "ims", "spec.createServiceAccount",
+               f"{binding['kind']} o2ims-reader binds it", "set spec.createServiceAccount: false",
+               "set it to true")
+    # The warning stays on every render until the author decides.
+    again, _ = run(doc["items"], make_attestable)
+    assert [r for r in again["results"] if r["severity"] == "warning"]
+    # Deciding either way silences it.
+    for decision in (True, False):
+        decided = copy.deepcopy(items)
+        find(decided, "WorkloadIdentity", "ims")["spec"]["createServiceAccount"] = decision
+        doc, code = run(decided, make_attestable)
+        assert code == 0 and not [r for r in doc["results"] if r["severity"] != "info"], doc["results"]
+        assert ("o2ims" in _sa_names(doc["items"])) is decision
+
+
+def test_a_binding_of_another_account_or_namespace_is_not_warned() -> None:
+    items = items_of("oran-focom-ims") + [_binding(name="o2ims", namespace="other"), _binding(name="reader")]
+    doc, code = run(items, make_attestable)
+    assert code == 0 and not [r for r in doc["results"] if r["severity"] != "info"], doc["results"]
+
+
 def test_create_service_account_must_be_a_boolean() -> None:
     items = items_of("oran-focom-ims")
     find(items, "WorkloadIdentity", "ims")["spec"]["createServiceAccount"] = "no"

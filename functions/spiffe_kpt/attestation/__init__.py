@@ -207,6 +207,53 @@ def check_external_accounts(items: list[dict[str, Any]], identities: list[Identi
     return out
 
 
+RBAC_API = "rbac.authorization.k8s.io/v1"
+BINDING_KINDS = frozenset({"RoleBinding", "ClusterRoleBinding"})
+
+
+def _bound_accounts(items: list[dict[str, Any]]) -> dict[Account, dict[str, Any]]:
+    """ServiceAccounts that the package's RoleBindings and ClusterRoleBindings bind, each with the
+    first binding that does."""
+    out: dict[Account, dict[str, Any]] = {}
+    for obj in items:
+        if obj.get("kind") not in BINDING_KINDS or obj.get("apiVersion") != RBAC_API:
+            continue
+        subjects = obj.get("subjects")
+        for s in subjects if isinstance(subjects, list) else []:
+            if isinstance(s, dict) and s.get("kind") == "ServiceAccount" and isinstance(s.get("name"), str):
+                ns = s.get("namespace") or resource_ref(obj).namespace
+                out.setdefault((str(ns), s["name"]), obj)
+    return out
+
+
+def check_bound_accounts(items: list[dict[str, Any]], generated: list[dict[str, Any]],
+                         identities: list[Identity]) -> list[Result]:
+    """Warn where this function generates an account the package's RBAC binds without declaring it.
+
+    A package whose RoleBinding names an account it does not declare was usually written for an
+    account that exists elsewhere: a chart rendered with serviceAccount.create=false keeps its
+    RoleBinding, an RBAC package owns the account. Creating it here then duplicates the owner's
+    object. An identity that says spec.createServiceAccount: true explicitly owns the account, and
+    is not warned."""
+    bound = _bound_accounts(items) if generated else {}
+    out: list[Result] = []
+    for sa in generated:
+        binding = bound.get(_account(sa))
+        if binding is None:
+            continue
+        users = sorted((i for i in identities if (i.namespace, i.service_account) == _account(sa)), key=lambda i: i.name)
+        if not users or any(i.spec.get("createServiceAccount") is True for i in users):
+            continue
+        b = resource_ref(binding)
+        out.append(warning(
+            f"WorkloadIdentity {users[0].name}: the package declares no ServiceAccount {'/'.join(_account(sa))}, so "
+            f"spiffe-attestation generates it, but {b.kind} {b.name} binds it as an account that exists: if another "
+            "package owns it (an RBAC package, a chart rendered with serviceAccount.create=false), set "
+            "spec.createServiceAccount: false, or else set it to true to say this package owns the account",
+            users[0].ref, "spec.createServiceAccount"))
+    return out
+
+
 def make_attestable(rl: ResourceList) -> None:
     res: Resolution = resolve(rl)
     rl.extend(res.results)
@@ -227,8 +274,13 @@ def make_attestable(rl: ResourceList) -> None:
     # identity is gone (deleting it would stop that workload's pods from being created),
     # unless an identity now says the account exists elsewhere.
     in_use = {(wl.namespace(o), wl.service_account(o)) for o in rl.items if wl.is_workload(o)}
-    report = sync(rl, frozenset({SERVICE_ACCOUNT}), desired_service_accounts(res.identities, external),
+    desired = desired_service_accounts(res.identities, external)
+    report = sync(rl, frozenset({SERVICE_ACCOUNT}), desired,
                   keep=lambda sa: _account(sa) in in_use and _account(sa) not in external)
+    # A hand-written account of that name (a conflict) is the package's own: not generated.
+    handwritten = {id(d.obj) for d, _ in report.conflicts}
+    generated = [d.obj for d in desired if id(d.obj) not in handwritten]
+    rl.extend(check_bound_accounts(rl.items, generated, res.identities))
     # A hand-written ServiceAccount of that name is exactly what the package should have: nothing to do.
     if report.created:
         rl.add(info(_created_message(report.created, res.identities)))
