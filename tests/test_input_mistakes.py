@@ -234,3 +234,20 @@ def test_spire_config_reports_a_misspelled_spire_deployment() -> None:
     doc, code = run(copy.deepcopy(items), configure)
     assert_failed_untouched(doc, code, items)
     the_result(doc, "error", "SpireDeploymnet", values["metadata"]["name"], "kind", "did you mean SpireDeployment?")
+
+
+@pytest.mark.kpt
+def test_real_kpt_stops_at_a_misspelled_kind_and_writes_nothing(tmp_path) -> None:
+    from .pkgtools import EXAMPLES, copy_package, git_diff, git_snapshot, kpt_render
+
+    pkg = copy_package(EXAMPLES / "oran-focom-ims", tmp_path / "pkg")
+    ims = pkg / "ims.yaml"
+    ims.write_text(ims.read_text().replace("kind: WorkloadIdentity", "kind: WorkloadIdentitiy"))
+    git_snapshot(pkg)
+    result = kpt_render(pkg)
+    assert result.exit_code == 1
+    assert git_diff(pkg) == ""
+    err = [r for r in result.results if r.get("severity") == "error"]
+    assert len(err) == 1 and err[0]["resourceRef"]["kind"] == "WorkloadIdentitiy", err
+    assert err[0]["field"]["path"] == "kind" and "did you mean WorkloadIdentity?" in err[0]["message"]
+    assert "Traceback" not in result.stderr
