@@ -187,6 +187,23 @@ def test_two_workloads_on_the_default_account_are_told_to_change_the_pod_templat
     assert code == 0, results
 
 
+def test_an_account_on_the_identity_that_the_pod_template_contradicts_says_where_to_change() -> None:
+    """The old advice (set spec.serviceAccountName) led here; the message must lead out."""
+    items = _two_workloads_on_default()
+    find(items, "WorkloadIdentity", "focom")["spec"]["serviceAccountName"] = "focom-sa"
+    doc, code = run(items, "spiffe-specializer")
+    assert code == 1
+    err = the_result(doc, "error", "WorkloadIdentity", "focom", "spec.serviceAccountName", "runs as 'default'",
+                     "change that field to 'focom-sa' or remove it (spiffe-attestation then sets it)")
+    assert len(errors(doc)) == 1, errors(doc)
+    assert "make them equal or remove one" not in err["message"]
+    del find(items, "Deployment", "focom")["spec"]["template"]["spec"]["serviceAccountName"]
+    find(items, "StatefulSet", "ims")["spec"]["template"]["spec"]["serviceAccountName"] = "o2ims"
+    out, results, code = render_chain(items)
+    assert code == 0, results
+    assert find(out, "Deployment", "focom")["spec"]["template"]["spec"]["serviceAccountName"] == "focom-sa"
+
+
 def test_accounts_declared_on_the_identities_are_told_to_change_there() -> None:
     items = items_of("oran-focom-ims")
     find(items, "WorkloadIdentity", "ims")["spec"]["serviceAccountName"] = "focom"

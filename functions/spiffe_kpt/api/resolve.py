@@ -317,7 +317,9 @@ def _resolve_identity(wi: dict[str, Any], ctx: Context, index: dict, results: li
     if sa_decl and sa_wl and sa_decl != sa_wl:
         results.append(error(f"WorkloadIdentity {ref.name}: spec.serviceAccountName is {sa_decl!r} but {wref} "
                              f"runs as {sa_wl!r} ({wl.field_prefix(kind) + '.' if kind != 'Pod' else ''}"
-                             "spec.serviceAccountName); make them equal or remove one",
+                             "spec.serviceAccountName); to run it as the identity's account, change that "
+                             f"field to {sa_decl!r} or remove it (spiffe-attestation then sets it); to keep "
+                             f"{sa_wl!r}, remove spec.serviceAccountName here",
                              ref, "spec.serviceAccountName", current_value=sa_decl, proposed_value=sa_wl))
     service_account = sa_decl or sa_wl or wref.name
 
