@@ -62,6 +62,9 @@ def test_a_kind_like_none_lists_the_known_kinds() -> None:
 @pytest.mark.parametrize("api_version, fragment", [
     ("workloadidentity.nephio.io/v1alpha1", "workloadidentity.nephio.org/v1alpha1"),
     ("workloadidentity.nephio.org/v1", "workloadidentity.nephio.org/v1alpha1"),
+    ("workloadidentity.nephio.org", "workloadidentity.nephio.org/v1alpha1"),
+    ("v1alpha1", "workloadidentity.nephio.org/v1alpha1"),
+    ("v1", "workloadidentity.nephio.org/v1alpha1"),
 ])
 def test_a_known_kind_under_a_misspelled_api_version_is_an_error(api_version: str, fragment: str) -> None:
     items = items_of("oran-focom-ims")
@@ -79,6 +82,14 @@ def test_static_identity_under_another_version_is_an_error() -> None:
     doc, code = run(items, "spiffe-registration")
     assert code == 1
     the_result(doc, "error", "StaticIdentity", "edge", "apiVersion", "workloadidentity.nephio.org/v1alpha1")
+
+
+def test_an_unknown_kind_of_our_group_without_a_version_is_an_error() -> None:
+    items = items_of("oran-focom-ims")
+    items.append({"apiVersion": "workloadidentity.nephio.org", "kind": "WorkloadIdentitiy", "metadata": {"name": "x"}})
+    doc, code = run(items, "spiffe-specializer")
+    assert code == 1
+    the_result(doc, "error", "WorkloadIdentitiy", "x", "kind", "did you mean WorkloadIdentity?")
 
 
 def test_a_workload_identity_kind_of_an_unrelated_group_is_not_ours() -> None:

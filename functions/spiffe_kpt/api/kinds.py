@@ -41,7 +41,14 @@ def check_kinds(items: list[dict[str, Any]]) -> list[Result]:
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
         if not isinstance(api_version, str) or not isinstance(kind, str):
             continue  # the ResourceList layer reports items without a string apiVersion or kind
-        group = api_version.rpartition("/")[0]
+        group, slash, _ = api_version.rpartition("/")
+        if not slash:
+            # No version ('workloadidentity.nephio.org'), or no group ('v1alpha1'): the core group
+            # has none of our kinds, so one of them here is ours, misspelled.
+            group = api_version if "." in api_version else ""
+            if kind in KINDS:
+                out.append(_wrong_api_version(obj, kind, api_version))
+                continue
         if group == API_GROUP:
             if kind not in KINDS:
                 out.append(_unknown_kind(obj, kind))
