@@ -18,6 +18,7 @@ from ..krm.results import Result, error
 
 # Sorted: listed in this order in messages.
 KINDS = ("IdentityContext", "SpireDeployment", "StaticIdentity", "WorkloadIdentity")
+_KIND_SET = frozenset(KINDS)
 _BY_LOWER = {k.lower(): k for k in KINDS}
 # How alike a group must be to ours to be taken for a misspelling of it (difflib ratio):
 # 'workloadidentity.nephio.io' is 0.94, an unrelated group with a WorkloadIdentity kind of its
@@ -41,6 +42,11 @@ def check_kinds(items: list[dict[str, Any]]) -> list[Result]:
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
         if not isinstance(api_version, str) or not isinstance(kind, str):
             continue  # the ResourceList layer reports items without a string apiVersion or kind
+        if kind in _KIND_SET:
+            if api_version == API_VERSION:
+                continue  # the common cases first: one of ours as it should be,
+        elif not api_version.startswith(API_GROUP):
+            continue  # or any other resource
         group, slash, _ = api_version.rpartition("/")
         if not slash:
             # No version ('workloadidentity.nephio.org'), or no group ('v1alpha1'): the core group
