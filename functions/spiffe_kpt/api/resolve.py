@@ -225,17 +225,17 @@ def check_federates_with(ctx: Context, td: str, owner: str, ref: ResourceRef, pa
         return [error(f"{owner}: {path}: {td!r} is this cluster's own trust domain; federatesWith lists the "
                       "other trust domains whose bundles the workload also gets (its own it always gets): "
                       "remove it", ref, path, current_value=td)]
+    close = difflib.get_close_matches(td, peers, n=1, cutoff=0.8)
     if not peers:
         known = f"the IdentityContext {ctx_name} has no federation peers"
     else:
-        close = difflib.get_close_matches(td, peers, n=1, cutoff=0.8)
         known = (f"the peers in IdentityContext {ctx_name} spec.federation are {name_list(peers)}"
                  + (f"; did you mean {close[0]}?" if close else ""))
     return [error(f"{owner}: {path}: {td!r} is not a federation peer of this cluster ({known}). SPIRE "
                   "refuses a registration entry that federates with a trust domain whose bundle it does not "
                   "have, so the workload would get no SVID at all. Fix the name, or add "
                   f"{td} to IdentityContext spec.federation (with its bundle endpoint)",
-                  ref, path, current_value=td, proposed_value=close[0] if peers and close else None)]
+                  ref, path, current_value=td, proposed_value=close[0] if close else None)]
 
 
 class _WorkloadIndex(dict):
