@@ -279,3 +279,12 @@ def test_real_kpt_stops_at_a_misspelled_kind_and_writes_nothing(tmp_path) -> Non
     assert len(err) == 1 and err[0]["resourceRef"]["kind"] == "WorkloadIdentitiy", err
     assert err[0]["field"]["path"] == "kind" and "did you mean WorkloadIdentity?" in err[0]["message"]
     assert "Traceback" not in result.stderr
+
+
+def test_quoted_number_where_only_a_number_belongs_says_to_remove_the_quotes() -> None:
+    items = items_of("oran-focom-ims")
+    find(items, "IdentityContext", "identity-context")["spec"]["policy"] = {"dns": {"port": "53"}}
+    doc, code = run(items, "spiffe-specializer")
+    assert code == 1
+    the_result(doc, "error", "IdentityContext", "identity-context", "spec.policy.dns.port",
+               "must be of type integer, got string '53'", "remove the quotes (port: 53)")

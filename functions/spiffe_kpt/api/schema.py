@@ -51,13 +51,18 @@ def _type_name(v: Any) -> str:
         return "number"
     if v is None:
         return "null"
-    return {dict: "object", list: "array", str: "string"}.get(type(v), type(v).__name__)
+    # isinstance, not type(): the YAML layer hands over str/dict/list subclasses (e.g. a string
+    # that remembers its quoting style), which must read as plain JSON types in messages.
+    for t, name in ((str, "string"), (dict, "object"), (list, "array")):
+        if isinstance(v, t):
+            return name
+    return type(v).__name__
 
 
 def _quoted_number(v: str, schema: dict[str, Any]) -> bool:
     """A string that would be valid as the integer the schema also accepts."""
     t = schema.get("type")
-    if not (isinstance(t, list) and "integer" in t) or not v.strip().isdigit():
+    if not (isinstance(t, list) and "integer" in t) or not v.strip().isdigit() or not v.strip().isascii():
         return False
     n = int(v.strip())
     return schema.get("minimum", n) <= n <= schema.get("maximum", n)
@@ -95,7 +100,10 @@ class _Validator:
         # A list of types (["integer", "string"]) is JSON Schema's union: any one may match.
         if t is not None and not (any(_is_type(v, x) for x in t) if isinstance(t, list) else _is_type(v, t)):
             want = " or ".join(t) if isinstance(t, list) else t
-            err((path, f"must be of type {want}, got {_type_name(v)} {v!r}"))
+            quoted = isinstance(v, str) and "integer" in (t if isinstance(t, list) else [t]) and _quoted_number(v, {
+                **schema, "type": ["integer"]})
+            err((path, f"must be of type {want}, got {_type_name(v)} {v!r}"
+                 + (f": remove the quotes ({path.rpartition('.')[2] or 'value'}: {v.strip()})" if quoted else "")))
             return
         if isinstance(v, str):
             if "minLength" in schema and len(v) < schema["minLength"]:
