@@ -201,8 +201,9 @@ def check_external_accounts(items: list[dict[str, Any]], identities: list[Identi
             out.append(warning(
                 f"WorkloadIdentity {marker.name} says ServiceAccount {marker.namespace}/{marker.service_account} "
                 "exists elsewhere (spec.createServiceAccount: false), but the package declares it"
-                f"{f' ({where})' if where else ''}: two packages declaring one object make ConfigSync refuse "
-                "both. Delete it here if another package owns it, else remove spec.createServiceAccount: false",
+                f"{f' ({where})' if where else ''}: ConfigSync reports an object two packages declare as a "
+                "management conflict. Delete it here if another package owns it, else remove "
+                "spec.createServiceAccount: false",
                 marker.ref, "spec.createServiceAccount"))
     return out
 
