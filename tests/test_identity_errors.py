@@ -123,7 +123,7 @@ def test_two_identities_with_the_same_spiffe_id() -> None:
     sid = "spiffe://smo.telco-operator.net/cluster/smo-mgmt/ns/oran-smo/sa/focom"
     for name, other in (("focom", "ims"), ("ims", "focom")):
         err = assert_single_error(doc, code, "WorkloadIdentity", name, "spec.spiffeID",
-                                  f"SPIFFE ID {sid} is also the ID of {other}", "own service account")
+                                  f"SPIFFE ID {sid} is also the ID of {other}", "an account of its own")
         assert err["field"].get("currentValue") == sid
 
 

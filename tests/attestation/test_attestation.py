@@ -81,6 +81,129 @@ def test_created_service_account_is_deleted_only_when_nothing_runs_as_it() -> No
     assert not [i for i in of_kind(doc["items"], "ServiceAccount") if i["metadata"]["name"] == "o2ims"]
 
 
+# ---- accounts owned by another package (issue 12.7) -------------------------------------------
+
+def _sa_names(items: list[dict]) -> set[str]:
+    return {i["metadata"]["name"] for i in of_kind(items, "ServiceAccount")}
+
+
+def test_created_service_account_is_announced_with_the_way_out() -> None:
+    doc, code = run(items_of("oran-focom-ims"), make_attestable)
+    assert code == 0
+    msg = next(r["message"] for r in doc["results"] if r["message"].startswith("created ServiceAccount"))
+    assert "oran-smo/focom, oran-smo/o2ims" in msg and "run as them" in msg, msg
+    assert "spec.createServiceAccount: false" in msg, msg
+
+
+def test_an_account_that_exists_elsewhere_is_not_created() -> None:
+    items = items_of("oran-focom-ims")
+    find(items, "WorkloadIdentity", "ims")["spec"]["createServiceAccount"] = False
+    doc, code = run(items, make_attestable)
+    assert code == 0, doc["results"]
+    assert _sa_names(doc["items"]) == {"focom"}
+    # The workload still runs as the account, which the other package provides.
+    assert pod(find(doc["items"], "StatefulSet", "ims"))["spec"]["serviceAccountName"] == "o2ims"
+    msg = next(r["message"] for r in doc["results"] if r["message"].startswith("created ServiceAccount"))
+    assert "oran-smo/o2ims" not in msg and "WorkloadIdentity focom" in msg, msg
+    assert not [r for r in doc["results"] if r["severity"] != "info"], doc["results"]
+
+
+def test_marking_an_account_external_removes_the_one_generated_earlier() -> None:
+    out = attested(items_of("oran-focom-ims"))
+    assert "o2ims" in _sa_names(out)
+    find(out, "WorkloadIdentity", "ims")["spec"]["createServiceAccount"] = False
+    doc, code = run(out, make_attestable)
+    assert code == 0
+    assert "o2ims" not in _sa_names(doc["items"])
+    the_result(doc, "info", "ServiceAccount", "o2ims", None, "WorkloadIdentity ims says it exists elsewhere")
+    assert yamlio.dump(attested(copy.deepcopy(doc["items"]))) == yamlio.dump(doc["items"])
+
+
+def test_identities_disagreeing_about_an_account_are_warned() -> None:
+    items = items_of("oran-focom-ims")
+    find(items, "WorkloadIdentity", "ims")["spec"]["createServiceAccount"] = False
+    find(items, "WorkloadIdentity", "focom")["spec"]["serviceAccountName"] = "o2ims"
+    find(items, "Deployment", "focom")["spec"]["template"]["spec"]["serviceAccountName"] = "o2ims"
+    # Both run as o2ims; the format is per workload so the IDs differ.
+    find(items, "IdentityContext", "identity-context")["spec"].update(idFormat="template",
+                                                                     idTemplate="/ns/{namespace}/w/{workloadName}")
+    doc, code = run(items, make_attestable)
+    assert code == 0, doc["results"]
+    assert "o2ims" not in _sa_names(doc["items"])
+    the_result(doc, "warning", "WorkloadIdentity", "focom", "spec.createServiceAccount",
+               "which WorkloadIdentity ims says exists elsewhere", "Set spec.createServiceAccount: false here too")
+
+
+def test_an_account_marked_external_but_declared_in_the_package_is_warned() -> None:
+    items = items_of("oran-focom-ims")
+    find(items, "WorkloadIdentity", "ims")["spec"]["createServiceAccount"] = False
+    items.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
+        "name": "o2ims", "namespace": "oran-smo", "annotations": {"config.kubernetes.io/path": "rbac/o2ims.yaml"}}})
+    doc, code = run(items, make_attestable)
+    assert code == 0
+    the_result(doc, "warning", "WorkloadIdentity", "ims", "spec.createServiceAccount",
+               "but the package declares it (rbac/o2ims.yaml)", "ConfigSync")
+
+
+def test_a_local_config_service_account_stands_for_one_that_exists_elsewhere() -> None:
+    """kpt never applies a local-config resource: declaring the account that way names it without
+    creating it, and it is not a duplicate of the owner's."""
+    items = items_of("oran-focom-ims")
+    find(items, "WorkloadIdentity", "ims")["spec"]["createServiceAccount"] = False
+    items.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
+        "name": "o2ims", "namespace": "oran-smo", "annotations": {"config.kubernetes.io/local-config": "true"}}})
+    doc, code = run(items, make_attestable)
+    assert code == 0
+    assert not [r for r in doc["results"] if r["severity"] != "info"], doc["results"]
+    assert [i for i in of_kind(doc["items"], "ServiceAccount") if i["metadata"]["name"] == "o2ims"] == [items[-1]]
+
+
+def _binding(kind: str = "RoleBinding", **subject: str) -> dict:
+    meta = {"name": "o2ims-reader", "annotations": {"config.kubernetes.io/path": "rbac.yaml"}}
+    if kind == "RoleBinding":
+        meta["namespace"] = "oran-smo"
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", **subject}]}
+
+
+@pytest.mark.parametrize("binding", [_binding(name="o2ims"),
+                                     _binding("ClusterRoleBinding", name="o2ims", namespace="oran-smo")],
+                         ids=["RoleBinding", "ClusterRoleBinding"])
+def test_a_generated_account_the_package_rbac_binds_is_warned(binding: dict) -> None:
+    items = items_of("oran-focom-ims") + [binding]
+    doc, code = run(items, make_attestable)
+    assert code == 0
+    assert "o2ims" in _sa_names(doc["items"])  # still created: the warning says how to decide
+    the_result(doc, "warning", "WorkloadIdentity", "ims", "spec.createServiceAccount",
+               f"{binding['kind']} o2ims-reader binds it", "set spec.createServiceAccount: false",
+               "set it to true")
+    # The warning stays on every render until the author decides.
+    again, _ = run(doc["items"], make_attestable)
+    assert [r for r in again["results"] if r["severity"] == "warning"]
+    # Deciding either way silences it.
+    for decision in (True, False):
+        decided = copy.deepcopy(items)
+        find(decided, "WorkloadIdentity", "ims")["spec"]["createServiceAccount"] = decision
+        doc, code = run(decided, make_attestable)
+        assert code == 0 and not [r for r in doc["results"] if r["severity"] != "info"], doc["results"]
+        assert ("o2ims" in _sa_names(doc["items"])) is decision
+
+
+def test_a_binding_of_another_account_or_namespace_is_not_warned() -> None:
+    items = items_of("oran-focom-ims") + [_binding(name="o2ims", namespace="other"), _binding(name="reader")]
+    doc, code = run(items, make_attestable)
+    assert code == 0 and not [r for r in doc["results"] if r["severity"] != "info"], doc["results"]
+
+
+def test_create_service_account_must_be_a_boolean() -> None:
+    items = items_of("oran-focom-ims")
+    find(items, "WorkloadIdentity", "ims")["spec"]["createServiceAccount"] = "no"
+    doc, code = run(copy.deepcopy(items), make_attestable)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "WorkloadIdentity", "ims", "spec.createServiceAccount", "must be of type boolean")
+
+
 def test_idempotent() -> None:
     items = items_of("observability")
     once = attested(items)

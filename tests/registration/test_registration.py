@@ -50,6 +50,10 @@ def test_one_clusterspiffeid_per_identity_with_the_svid_options() -> None:
 
 def test_admin_downstream_hint_federates_with() -> None:
     items = items_of("oran-focom-ims")
+    # federatesWith must name a federation peer of the context (tests/test_input_mistakes.py).
+    find(items, "IdentityContext", "identity-context")["spec"]["federation"] = [
+        {"trustDomain": "smo.partner.net", "bundleEndpointURL": "https://spire.smo.partner.net:8443",
+         "bundleEndpointProfile": {"type": "https_web"}}]
     find(items, "WorkloadIdentity", "ims")["spec"]["svid"].update(
         admin=True, downstream=True, hint="o2ims", federatesWith=["smo.partner.net"], jwtTTL="10m")
     spec = find(rendered_from(items), "ClusterSPIFFEID", "oran-smo.ims")["spec"]

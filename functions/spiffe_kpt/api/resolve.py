@@ -8,6 +8,7 @@ All problems come back as results with the resource and field they are about.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from ..krm.resourcelist import ResourceList, annotations, resource_ref
 from ..krm.results import LIST_AT_MOST, ResourceRef, Result, error, name_list
 from . import workloads as wl
 from .conventions import default_class_name
+from .kinds import check_kinds
 from .schema import validate
 
 WORKLOAD_IDENTITY = "WorkloadIdentity"
@@ -26,7 +28,6 @@ IDENTITY_CONTEXT = "IdentityContext"
 WORKLOAD_CLUSTER_API = "infra.nephio.org/v1alpha1"
 CONFIG_INJECTION = "kpt.dev/config-injection"
 PLACEHOLDER_CLUSTER_NAMES = frozenset({"", "example"})
-KNOWN_KINDS = (WORKLOAD_IDENTITY, IDENTITY_CONTEXT)
 
 
 @dataclass
@@ -204,6 +205,39 @@ def _read_context(ctx: Context, contexts: list[dict[str, Any]], clusters: list[d
         ctx.class_name_defaulted = True
 
 
+def federation_peers(ctx: Context) -> list[str] | None:
+    """The trust domains the context federates with; None while they cannot be known (no
+    context, or one awaiting porch's injection, or one in error)."""
+    if ctx.ref is None or ctx.injection_pending or ctx.invalid:
+        return None
+    return [str(p.get("trustDomain")) for p in ctx.spec.get("federation") or [] if isinstance(p, dict)]
+
+
+def check_federates_with(ctx: Context, td: str, owner: str, ref: ResourceRef, path: str) -> list[Result]:
+    """A federatesWith entry must name a federation peer of the context. SPIRE refuses to store
+    a registration entry federating with a trust domain whose bundle it does not have, so the
+    workload would get no SVID at all; the cluster's own trust domain is always in the bundle."""
+    peers = federation_peers(ctx)
+    if peers is None or td in peers:
+        return []
+    ctx_name = ctx.ref.name if ctx.ref else ""
+    if td == ctx.trust_domain:
+        return [error(f"{owner}: {path}: {td!r} is this cluster's own trust domain; federatesWith lists the "
+                      "other trust domains whose bundles the workload also gets (its own it always gets): "
+                      "remove it", ref, path, current_value=td)]
+    close = difflib.get_close_matches(td, peers, n=1, cutoff=0.8)
+    if not peers:
+        known = f"the IdentityContext {ctx_name} has no federation peers"
+    else:
+        known = (f"the peers in IdentityContext {ctx_name} spec.federation are {name_list(peers)}"
+                 + (f"; did you mean {close[0]}?" if close else ""))
+    return [error(f"{owner}: {path}: {td!r} is not a federation peer of this cluster ({known}). SPIRE "
+                  "refuses a registration entry that federates with a trust domain whose bundle it does not "
+                  "have, so the workload would get no SVID at all. Fix the name, or add "
+                  f"{td} to IdentityContext spec.federation (with its bundle endpoint)",
+                  ref, path, current_value=td, proposed_value=close[0] if close else None)]
+
+
 class _WorkloadIndex(dict):
     """(kind, name) -> workloads, plus the per-kind name lists that error hints quote."""
     names: dict[str, str]
@@ -283,7 +317,9 @@ def _resolve_identity(wi: dict[str, Any], ctx: Context, index: dict, results: li
     if sa_decl and sa_wl and sa_decl != sa_wl:
         results.append(error(f"WorkloadIdentity {ref.name}: spec.serviceAccountName is {sa_decl!r} but {wref} "
                              f"runs as {sa_wl!r} ({wl.field_prefix(kind) + '.' if kind != 'Pod' else ''}"
-                             "spec.serviceAccountName); make them equal or remove one",
+                             "spec.serviceAccountName); to run it as the identity's account, change that "
+                             f"field to {sa_decl!r} or remove it (spiffe-attestation then sets it); to keep "
+                             f"{sa_wl!r}, remove spec.serviceAccountName here",
                              ref, "spec.serviceAccountName", current_value=sa_decl, proposed_value=sa_wl))
     service_account = sa_decl or sa_wl or wref.name
 
@@ -292,10 +328,12 @@ def _resolve_identity(wi: dict[str, Any], ctx: Context, index: dict, results: li
     labels_to_add = dict(sel.get("labels") or {})
     pod_labels = wl.pod_labels(workload)
     selector: dict[str, str] = {}
+    missing_keys = False
     for i, key in enumerate(sel.get("labelKeys") or []):
         if key in pod_labels:
             selector[key] = pod_labels[key]
         elif key not in labels_to_add:
+            missing_keys = True
             have = ", ".join(sorted(pod_labels)) or "none"
             results.append(error(f"WorkloadIdentity {ref.name}: selector label key {key!r} is not on the pod "
                                  f"template of {wref} (its labels: {have}); add the label to the pod template "
@@ -312,7 +350,8 @@ def _resolve_identity(wi: dict[str, Any], ctx: Context, index: dict, results: li
     if not sel.get("labelKeys") and not labels_to_add:
         default = wl.selector_match_labels(workload)
         selector = default if default else dict(pod_labels)
-    if not selector:
+    # Declared keys that are missing were reported above: the selector is empty because of them.
+    if not selector and not missing_keys:
         results.append(error(f"WorkloadIdentity {ref.name}: {wref} has no selector or pod labels to identify "
                              "its pods; declare spec.selector.labels (the mutator adds them to the pod template)",
                              ref, "spec.selector"))
@@ -341,6 +380,9 @@ def _resolve_identity(wi: dict[str, Any], ctx: Context, index: dict, results: li
         except SpiffeIDError as exc:
             results.append(error(f"WorkloadIdentity {ref.name}: spec.svid.federatesWith[{i}]: {exc}",
                                  ref, f"spec.svid.federatesWith[{i}]", current_value=td))
+            continue
+        results.extend(check_federates_with(ctx, td, f"WorkloadIdentity {ref.name}", ref,
+                                            f"spec.svid.federatesWith[{i}]"))
 
     if len(results) > before or ctx.invalid:
         return None
@@ -374,13 +416,8 @@ def _resolve_identity(wi: dict[str, Any], ctx: Context, index: dict, results: li
 
 
 def resolve(rl: ResourceList) -> Resolution:
-    results: list[Result] = []
-    for obj in rl.items:
-        if is_ours(obj) and (obj.get("kind") not in KNOWN_KINDS or obj.get("apiVersion") != API_VERSION) \
-                and obj.get("kind") in KNOWN_KINDS:
-            results.append(error(f"{obj.get('kind')} {resource_ref(obj).name}: apiVersion must be "
-                                 f"{API_VERSION}, got {obj.get('apiVersion')!r}", resource_ref(obj), "apiVersion",
-                                 current_value=obj.get("apiVersion"), proposed_value=API_VERSION))
+    # A misspelled kind or group would make an input vanish from every step below.
+    results: list[Result] = check_kinds(rl.items)
     ctx = resolve_context(rl, results)
     wis = [o for o in rl.items if o.get("apiVersion") == API_VERSION and o.get("kind") == WORKLOAD_IDENTITY]
     index = _workload_index(rl)
@@ -406,31 +443,54 @@ def resolve(rl: ResourceList) -> Resolution:
 
 
 def check_collisions(identities: list[Identity]) -> list[Result]:
-    """Two identities resolving to the same SPIFFE ID, or claiming the same workload: one pass, O(n)."""
+    """Two identities claiming one workload, or two workloads resolving to one SPIFFE ID: one pass, O(n)."""
     out: list[Result] = []
-    by_id: dict[str, list[Identity]] = {}
     by_workload: dict[ResourceRef, list[Identity]] = {}
     for ident in identities:
+        by_workload.setdefault(ident.workload_ref, []).append(ident)
+    # A workload claimed twice is one mistake: one error, and the ID collision it implies (both
+    # identities resolve to the same ID) is not reported again with advice meant for two workloads.
+    firsts: list[Identity] = []
+    for wref, group in by_workload.items():
+        firsts.append(group[0])
+        if len(group) > 1:
+            extra = group[1]
+            out.append(error(
+                f"WorkloadIdentity {extra.name}: {wref} is claimed by {len(group)} WorkloadIdentity resources "
+                f"({name_list([i.name for i in group])}); one workload, one WorkloadIdentity: keep one (move the "
+                "rules and SVID settings of the others into it) and delete the others",
+                extra.ref, "spec.workloadRef", current_value=wref.name))
+    by_id: dict[str, list[Identity]] = {}
+    for ident in firsts:
         if ident.spiffe_id is not None:
             by_id.setdefault(str(ident.spiffe_id), []).append(ident)
-        by_workload.setdefault(ident.workload_ref, []).append(ident)
     for sid, group in by_id.items():
         if len(group) > 1:
             names = name_list([i.name for i in group])
             for ident in group:
                 others = name_list([o.name for o in group[:LIST_AT_MOST + 1] if o is not ident])
                 out.append(error(
-                    f"WorkloadIdentity {ident.name}: SPIFFE ID {sid} is also the ID of "
-                    f"{others} (identities {names}); two "
-                    "workloads must not share an ID: give each its own service account "
-                    "(spec.serviceAccountName) or use an ID format that tells them apart",
+                    f"WorkloadIdentity {ident.name}: SPIFFE ID {sid} is also the ID of {others} (identities "
+                    f"{names}); two workloads must not share an ID: {_tell_apart(ident)}",
                     ident.ref, ident.template_field, current_value=sid))
-    for wref, group in by_workload.items():
-        if len(group) > 1:
-            for ident in group:
-                out.append(error(
-                    f"WorkloadIdentity {ident.name}: {wref} is also claimed by "
-                    f"{name_list([o.name for o in group[:LIST_AT_MOST + 1] if o is not ident])}; "
-                    "a workload has exactly one "
-                    "identity, remove the extra WorkloadIdentity", ident.ref, "spec.workloadRef"))
     return out
+
+
+def _tell_apart(ident: Identity) -> str:
+    """Where the change that gives this identity an ID of its own must go."""
+    if "{serviceAccount}" not in ident.template:
+        return ("the ID format does not include the service account, so use a format or "
+                "spec.spiffeID.template that tells the workloads apart")
+    if ident.spec.get("serviceAccountName"):
+        return (f"change spec.serviceAccountName of WorkloadIdentity {ident.name} to an account of its own "
+                "(the attestation step creates it)")
+    pod = wl.pod_spec(ident.workload)
+    key = "serviceAccountName" if pod.get("serviceAccountName") else "serviceAccount" if pod.get("serviceAccount") else ""
+    if key:
+        prefix = wl.field_prefix(ident.workload_ref.kind)
+        where = f"{prefix + '.' if prefix else ''}spec.{key}"
+        return (f"the account comes from the pod template: change {where} of {ident.workload_ref} (it names "
+                f"{ident.service_account!r}) to an account of its own (the attestation step creates it), or remove "
+                f"it there and name the account in WorkloadIdentity {ident.name}'s spec.serviceAccountName")
+    return (f"name an account of its own in spec.serviceAccountName of WorkloadIdentity {ident.name} "
+            "(the attestation step creates it)")

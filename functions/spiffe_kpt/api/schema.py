@@ -51,7 +51,21 @@ def _type_name(v: Any) -> str:
         return "number"
     if v is None:
         return "null"
-    return {dict: "object", list: "array", str: "string"}.get(type(v), type(v).__name__)
+    # isinstance, not type(): the YAML layer hands over str/dict/list subclasses (e.g. a string
+    # that remembers its quoting style), which must read as plain JSON types in messages.
+    for t, name in ((str, "string"), (dict, "object"), (list, "array")):
+        if isinstance(v, t):
+            return name
+    return type(v).__name__
+
+
+def _quoted_number(v: str, schema: dict[str, Any]) -> bool:
+    """A string that would be valid as the integer the schema also accepts."""
+    t = schema.get("type")
+    if not (isinstance(t, list) and "integer" in t) or not v.strip().isdigit() or not v.strip().isascii():
+        return False
+    n = int(v.strip())
+    return schema.get("minimum", n) <= n <= schema.get("maximum", n)
 
 
 def _is_type(v: Any, t: str) -> bool:
@@ -86,7 +100,10 @@ class _Validator:
         # A list of types (["integer", "string"]) is JSON Schema's union: any one may match.
         if t is not None and not (any(_is_type(v, x) for x in t) if isinstance(t, list) else _is_type(v, t)):
             want = " or ".join(t) if isinstance(t, list) else t
-            err((path, f"must be of type {want}, got {_type_name(v)} {v!r}"))
+            quoted = isinstance(v, str) and "integer" in (t if isinstance(t, list) else [t]) and _quoted_number(v, {
+                **schema, "type": ["integer"]})
+            err((path, f"must be of type {want}, got {_type_name(v)} {v!r}"
+                 + (f": remove the quotes ({path.rpartition('.')[2] or 'value'}: {v.strip()})" if quoted else "")))
             return
         if isinstance(v, str):
             if "minLength" in schema and len(v) < schema["minLength"]:
@@ -95,6 +112,11 @@ class _Validator:
             if "maxLength" in schema and len(v) > schema["maxLength"]:
                 err((path, f"is {len(v)} characters long, at most {schema['maxLength']} allowed"))
             if "pattern" in schema and not _pattern(schema["pattern"]).search(v):
+                if _quoted_number(v, schema):
+                    # YAML reads port: "8443" as a string; the author meant the number.
+                    err((path, f"{v!r} is quoted, so YAML reads it as a string, not a number: remove the "
+                               f"quotes ({path.rpartition('.')[2] or 'value'}: {v.strip()})"))
+                    return
                 hint = schema.get("x-hint")
                 err((path, f"{v!r} is not {hint}" if hint
                      else f"{v!r} does not match the pattern {schema['pattern']}"))

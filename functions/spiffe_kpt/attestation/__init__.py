@@ -18,8 +18,8 @@ from typing import Any
 from ..api import workloads as wl
 from ..api.ownership import Desired, mark, owner_of, sync
 from ..api.resolve import Identity, Resolution, resolve
-from ..krm import ResourceList, error, info, run_function
-from ..krm.resourcelist import file_path, resource_ref
+from ..krm import ResourceList, error, info, run_function, warning
+from ..krm.resourcelist import file_path, is_local_config, resource_ref
 from ..krm.results import Result, name_list
 from .overlap import PodSet, find_overlaps
 from .podspec import (DEFAULT_MOUNT_PATH, DEFAULT_SOCKET_NAME, CSIRequest, add_labels, mount_csi,
@@ -121,12 +121,34 @@ def attest_workload(ident: Identity) -> list[Result]:
     return out
 
 
-def desired_service_accounts(identities: list[Identity]) -> list[Desired]:
-    """One ServiceAccount per (namespace, name) the identities run as, owned by the first identity."""
+Account = tuple[str, str]  # namespace, name
+
+
+def creates_service_account(ident: Identity) -> bool:
+    """spec.createServiceAccount (default true): false says another package owns the account."""
+    return ident.spec.get("createServiceAccount", True) is not False
+
+
+def external_accounts(identities: list[Identity]) -> dict[Account, Identity]:
+    """The accounts some identity says exist elsewhere, each with the first identity that says so.
+
+    One such identity is enough: the account is one object, and creating it here as well is
+    exactly the duplicate (two packages declaring it) the author wanted to avoid."""
+    out: dict[Account, Identity] = {}
+    for ident in sorted(identities, key=lambda i: i.name):
+        if not creates_service_account(ident):
+            out.setdefault((ident.namespace, ident.service_account), ident)
+    return out
+
+
+def desired_service_accounts(identities: list[Identity],
+                             external: dict[Account, Identity] | None = None) -> list[Desired]:
+    """One ServiceAccount per (namespace, name) the identities run as, owned by the first identity;
+    none for the built-in ``default`` and for accounts marked as existing elsewhere."""
     seen: dict[tuple[str, str], Desired] = {}
     for ident in sorted(identities, key=lambda i: i.name):
         key = (ident.namespace, ident.service_account)
-        if ident.service_account in BUILTIN_SERVICE_ACCOUNTS or key in seen:
+        if ident.service_account in BUILTIN_SERVICE_ACCOUNTS or key in seen or key in (external or {}):
             continue
         obj = mark({"apiVersion": "v1", "kind": "ServiceAccount",
                     "metadata": {"name": ident.service_account, "namespace": ident.namespace}},
@@ -134,6 +156,103 @@ def desired_service_accounts(identities: list[Identity]) -> list[Desired]:
         folder = posixpath.dirname(file_path(ident.workload))
         seen[key] = Desired(obj, posixpath.join(folder, f"serviceaccount-{ident.service_account}.yaml"))
     return list(seen.values())
+
+
+def _account(obj: dict[str, Any]) -> Account:
+    ref = resource_ref(obj)
+    return ref.namespace, ref.name
+
+
+def _created_message(created: list[dict[str, Any]], identities: list[Identity]) -> str:
+    """One line for every account created in this run, with the way to say it exists elsewhere."""
+    accounts = [f"{resource_ref(o).namespace}/{resource_ref(o).name}" for o in created]
+    if len(created) == 1:
+        ns, name = _account(created[0])
+        owner = next((i.name for i in sorted(identities, key=lambda i: i.name)
+                      if (i.namespace, i.service_account) == (ns, name)), "")
+        return (f"created ServiceAccount {accounts[0]}: the package lacks it and its workload runs as it. If "
+                f"another package owns it, set spec.createServiceAccount: false on WorkloadIdentity {owner}")
+    return (f"created ServiceAccounts {name_list(accounts)}: the package lacks them and their workloads run as "
+            "them. If another package owns one, set spec.createServiceAccount: false on its WorkloadIdentity")
+
+
+def check_external_accounts(items: list[dict[str, Any]], identities: list[Identity],
+                            external: dict[Account, Identity]) -> list[Result]:
+    """Warnings where the package disagrees with itself about who owns an account."""
+    out: list[Result] = []
+    if not external:
+        return out
+    for ident in identities:
+        marker = external.get((ident.namespace, ident.service_account))
+        if marker is not None and creates_service_account(ident):
+            out.append(warning(
+                f"WorkloadIdentity {ident.name} runs as ServiceAccount {ident.namespace}/{ident.service_account}, "
+                f"which WorkloadIdentity {marker.name} says exists elsewhere (spec.createServiceAccount: false), "
+                "so it is not created for this identity either. Set spec.createServiceAccount: false here too, "
+                f"or remove it from {marker.name} if this package should create the account",
+                ident.ref, "spec.createServiceAccount"))
+    for obj in items:
+        if obj.get("kind") != "ServiceAccount" or obj.get("apiVersion") != "v1" or owner_of(obj) \
+                or is_local_config(obj):
+            continue
+        marker = external.get(_account(obj))
+        if marker is not None:
+            where = file_path(obj)
+            out.append(warning(
+                f"WorkloadIdentity {marker.name} says ServiceAccount {marker.namespace}/{marker.service_account} "
+                "exists elsewhere (spec.createServiceAccount: false), but the package declares it"
+                f"{f' ({where})' if where else ''}: ConfigSync reports an object two packages declare as a "
+                "management conflict. Delete it here if another package owns it, else remove "
+                "spec.createServiceAccount: false",
+                marker.ref, "spec.createServiceAccount"))
+    return out
+
+
+RBAC_API = "rbac.authorization.k8s.io/v1"
+BINDING_KINDS = frozenset({"RoleBinding", "ClusterRoleBinding"})
+
+
+def _bound_accounts(items: list[dict[str, Any]]) -> dict[Account, dict[str, Any]]:
+    """ServiceAccounts that the package's RoleBindings and ClusterRoleBindings bind, each with the
+    first binding that does."""
+    out: dict[Account, dict[str, Any]] = {}
+    for obj in items:
+        if obj.get("kind") not in BINDING_KINDS or obj.get("apiVersion") != RBAC_API:
+            continue
+        subjects = obj.get("subjects")
+        for s in subjects if isinstance(subjects, list) else []:
+            if isinstance(s, dict) and s.get("kind") == "ServiceAccount" and isinstance(s.get("name"), str):
+                ns = s.get("namespace") or resource_ref(obj).namespace
+                out.setdefault((str(ns), s["name"]), obj)
+    return out
+
+
+def check_bound_accounts(items: list[dict[str, Any]], generated: list[dict[str, Any]],
+                         identities: list[Identity]) -> list[Result]:
+    """Warn where this function generates an account the package's RBAC binds without declaring it.
+
+    A package whose RoleBinding names an account it does not declare was usually written for an
+    account that exists elsewhere: a chart rendered with serviceAccount.create=false keeps its
+    RoleBinding, an RBAC package owns the account. Creating it here then duplicates the owner's
+    object. An identity that says spec.createServiceAccount: true explicitly owns the account, and
+    is not warned."""
+    bound = _bound_accounts(items) if generated else {}
+    out: list[Result] = []
+    for sa in generated:
+        binding = bound.get(_account(sa))
+        if binding is None:
+            continue
+        users = sorted((i for i in identities if (i.namespace, i.service_account) == _account(sa)), key=lambda i: i.name)
+        if not users or any(i.spec.get("createServiceAccount") is True for i in users):
+            continue
+        b = resource_ref(binding)
+        out.append(warning(
+            f"WorkloadIdentity {users[0].name}: the package declares no ServiceAccount {'/'.join(_account(sa))}, so "
+            f"spiffe-attestation generates it, but {b.kind} {b.name} binds it as an account that exists: if another "
+            "package owns it (an RBAC package, a chart rendered with serviceAccount.create=false), set "
+            "spec.createServiceAccount: false, or else set it to true to say this package owns the account",
+            users[0].ref, "spec.createServiceAccount"))
+    return out
 
 
 def make_attestable(rl: ResourceList) -> None:
@@ -150,19 +269,28 @@ def make_attestable(rl: ResourceList) -> None:
     if rl.has_errors():
         return
 
+    external = external_accounts(res.identities)
+    rl.extend(check_external_accounts(rl.items, res.identities, external))
     # A ServiceAccount we created stays while a workload still runs as it, even once its
-    # identity is gone: deleting it would stop that workload's pods from being created.
+    # identity is gone (deleting it would stop that workload's pods from being created),
+    # unless an identity now says the account exists elsewhere.
     in_use = {(wl.namespace(o), wl.service_account(o)) for o in rl.items if wl.is_workload(o)}
-    report = sync(rl, frozenset({SERVICE_ACCOUNT}), desired_service_accounts(res.identities),
-                  keep=lambda sa: (resource_ref(sa).namespace, resource_ref(sa).name) in in_use)
+    desired = desired_service_accounts(res.identities, external)
+    report = sync(rl, frozenset({SERVICE_ACCOUNT}), desired,
+                  keep=lambda sa: _account(sa) in in_use and _account(sa) not in external)
+    # A hand-written account of that name (a conflict) is the package's own: not generated.
+    handwritten = {id(d.obj) for d, _ in report.conflicts}
+    generated = [d.obj for d in desired if id(d.obj) not in handwritten]
+    rl.extend(check_bound_accounts(rl.items, generated, res.identities))
     # A hand-written ServiceAccount of that name is exactly what the package should have: nothing to do.
     if report.created:
-        rl.add(info("created ServiceAccount " + name_list(
-            [f"{resource_ref(o).namespace}/{resource_ref(o).name}" for o in report.created])
-            + f" (not in the package; {'its workload runs' if len(report.created) == 1 else 'their workloads run'} as it now)"))
+        rl.add(info(_created_message(report.created, res.identities)))
     for o in report.deleted:
-        rl.add(info(f"deleted ServiceAccount {resource_ref(o).namespace}/{resource_ref(o).name}: its "
-                    f"identity ({owner_of(o)}) is gone and no workload runs as it", resource_ref(o)))
+        marker = external.get(_account(o))
+        why = (f"WorkloadIdentity {marker.name} says it exists elsewhere (spec.createServiceAccount: false)"
+               if marker is not None else f"its identity ({owner_of(o)}) is gone and no workload runs as it")
+        rl.add(info(f"deleted ServiceAccount {resource_ref(o).namespace}/{resource_ref(o).name}: {why}",
+                    resource_ref(o)))
     if res.identities:
         rl.add(info(f"made {len(res.identities)} workload{'s' if len(res.identities) != 1 else ''} attestable"))
     else:

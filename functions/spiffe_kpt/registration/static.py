@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import API_VERSION as OUR_API
 from ..api.ownership import mark
-from ..api.resolve import Context
+from ..api.resolve import Context, check_federates_with
 from ..api.schema import validate
 from ..identity.spiffeid import SpiffeIDError, parse, validate_path, validate_trust_domain
 from ..krm.resourcelist import ResourceList, resource_ref
@@ -93,6 +93,8 @@ def read_statics(rl: ResourceList, ctx: Context) -> tuple[list[Static], list[Res
             except SpiffeIDError as exc:
                 out.append(error(f"StaticIdentity {ref.name}: spec.federatesWith[{i}]: {exc}", ref,
                                  f"spec.federatesWith[{i}]", current_value=td))
+                continue
+            out.extend(check_federates_with(ctx, td, f"StaticIdentity {ref.name}", ref, f"spec.federatesWith[{i}]"))
         sid = _resolve_id(spec["spiffeID"], "spec.spiffeID", ref, ctx, out)
         pid = _resolve_id(spec["parentID"], "spec.parentID", ref, ctx, out)
         if len(out) > before or sid is None or pid is None:

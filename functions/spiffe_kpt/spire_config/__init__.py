@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from .. import API_VERSION
+from ..api.kinds import check_kinds
 from ..api.schema import validate
 from ..krm import ResourceList, error, info, run_function
 from ..krm.resourcelist import resource_ref
@@ -32,6 +33,10 @@ def _values_resources(rl: ResourceList) -> list[dict[str, Any]]:
 
 
 def configure(rl: ResourceList) -> None:
+    # A misspelled SpireDeployment kind would otherwise read as "nothing to configure".
+    rl.extend(check_kinds(rl.items))
+    if rl.has_errors():
+        return
     found = _values_resources(rl)
     if not found:
         rl.add(info(f"{NAME}: no {KIND} ({API_VERSION}) in the package; nothing to configure"))
