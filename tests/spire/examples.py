@@ -16,9 +16,11 @@ RENDERED_PACKAGES = ("spire-server", "spire-agent", "spire-downstream-server")
 
 # The management root of a fleet with one central workload cluster and one nested edge,
 # federated with a partner trust domain. Addresses (documentation ranges where public):
-# mgmt nodes 10.10.0.0/24 (apiserver 10.10.0.10), regional-1 nodes 10.20.0.0/24 (apiserver
-# 10.20.0.10), edge-1 nodes 10.30.0.0/24 (apiserver 10.30.0.10), the root's LoadBalancer
-# 192.0.2.10 (spire.mgmt.acme.net), the partner's servers 203.0.113.0/28.
+# mgmt nodes 10.10.0.0/24 (apiserver 10.10.1.10), regional-1 nodes 10.20.0.0/24 (apiserver
+# 10.20.1.10), edge-1 nodes 10.30.0.0/24 (apiserver 10.30.1.10), the root's LoadBalancer
+# 192.0.2.10 (spire.mgmt.acme.net), the partner's servers 203.0.113.0/28. The apiservers sit
+# outside the node ranges (a managed or separate control plane): an apiserver on a node shares
+# that node's address, and an address-based policy cannot tell it from the kubelet.
 ROOT_SPEC: dict[str, Any] = {
     "trustDomain": "telco.acme.net",
     "clusterName": "mgmt",
@@ -26,10 +28,10 @@ ROOT_SPEC: dict[str, Any] = {
     "svid": {"x509TTL": "1h", "jwtTTL": "5m"},
     "service": {"type": "LoadBalancer"},
     "workloadClusters": [{"name": "regional-1", "mode": "central", "sourceCIDRs": ["10.20.0.0/24"],
-                          "apiServer": {"cidrs": ["10.20.0.10/32"]}},
+                          "apiServer": {"cidrs": ["10.20.1.10/32"]}},
                          {"name": "edge-1", "mode": "nested", "sourceCIDRs": ["10.30.0.0/24"],
-                          "apiServer": {"cidrs": ["10.30.0.10/32"], "port": 443}}],
-    "networkPolicy": {"nodeCIDRs": ["10.10.0.0/24"], "apiServer": {"cidrs": ["10.10.0.10/32"], "port": 6443}},
+                          "apiServer": {"cidrs": ["10.30.1.10/32"], "port": 443}}],
+    "networkPolicy": {"nodeCIDRs": ["10.10.0.0/24"], "apiServer": {"cidrs": ["10.10.1.10/32"], "port": 6443}},
     "federation": {
         "bundleEndpoint": {"profile": "https_spiffe", "port": 8443},
         "peers": [{"trustDomain": "partner.operator.net",
@@ -49,7 +51,7 @@ DOWNSTREAM_SPEC: dict[str, Any] = {
     "trustDomain": "telco.acme.net",
     "clusterName": "edge-1",
     "upstream": {"address": "spire.mgmt.acme.net", "port": 8081, "rootCATTL": "168h", "cidrs": ["192.0.2.10/32"]},
-    "networkPolicy": {"nodeCIDRs": ["10.30.0.0/24"], "apiServer": {"cidrs": ["10.30.0.10/32"], "port": 443}},
+    "networkPolicy": {"nodeCIDRs": ["10.30.0.0/24"], "apiServer": {"cidrs": ["10.30.1.10/32"], "port": 443}},
     "offlineTolerance": "12h",
     "ca": {"ttl": "24h", "keyType": "ec-p256"},
     "svid": {"x509TTL": "1h", "jwtTTL": "5m"},

@@ -534,18 +534,18 @@ def _check_network_policy(v: Values, p: Any) -> None:
             base = f"spec.workloadClusters[{i}]"
             if not wc.source_cidrs:
                 who = "downstream server and its upstream agent" if wc.mode == "nested" else "agents"
-                p(Problem(f"{base}.sourceCIDRs", f"{need} the address ranges cluster {wc.name!r}'s {who} connect "
-                          f"from, as this server sees them (its nodes' or NAT gateway's egress addresses): set "
+                p(Problem(f"{base}.sourceCIDRs", f"{need} the address ranges the {who} of cluster {wc.name!r} "
+                          f"connect from, as this server sees them (its nodes' or NAT gateway's egress addresses): set "
                           f"{base}.sourceCIDRs, {OFF_HINT}"))
             if wc.api_server is None or not wc.api_server.cidrs:
-                p(Problem(f"{base}.apiServer.cidrs", f"{need} the addresses of cluster {wc.name!r}'s kube-apiserver "
+                p(Problem(f"{base}.apiServer.cidrs", f"{need} the addresses of the kube-apiserver of cluster {wc.name!r} "
                           f"(its controller manager and node attestor call it with the kubeconfig): set "
                           f"{base}.apiServer.cidrs (and .port, default 6443), {OFF_HINT}"))
         for i, peer in enumerate(v.peers):
             host, _ = url_host_port(peer.bundle_endpoint_url)
             if not host_cidrs(host, peer.cidrs):
-                p(Problem(f"spec.federation.peers[{i}].cidrs", f"{need} the addresses of {peer.trust_domain!r}'s "
-                          f"bundle endpoint ({host} is a DNS name, and a NetworkPolicy takes only address ranges; "
+                p(Problem(f"spec.federation.peers[{i}].cidrs", f"{need} the addresses of the bundle endpoint of "
+                          f"{peer.trust_domain!r} ({host} is a DNS name, and a NetworkPolicy takes only address ranges; "
                           "the same ranges are allowed to fetch this server's bundle): set "
                           f"spec.federation.peers[{i}].cidrs, {OFF_HINT}"))
         if v.role == DOWNSTREAM and not host_cidrs(v.upstream_address, v.upstream_cidrs):
