@@ -68,6 +68,9 @@ CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...], str, str]] = [
      {"federation": {"bundleEndpoint": {"profile": "https_web", "acme": {
          "domainName": "bundle.acme.net", "email": "pki@acme.net", "tosAccepted": True}}}}, (),
      "spec.federation.bundleEndpoint.public", "public: true"),
+    ("host-network-is-a-server-setting", "spire-agent",
+     {"networkPolicy": {"nodeCIDRs": ["10.20.0.0/24"], "agentsOnHostNetwork": True}}, (),
+     "spec.networkPolicy.agentsOnHostNetwork", "set it in the server package's values"),
     ("agent-has-no-apiserver-rule", "spire-agent",
      {"networkPolicy": {"nodeCIDRs": ["10.20.0.0/24"], "apiServer": {"cidrs": ["10.20.1.10/32"]}}}, (),
      "spec.networkPolicy.apiServer", "an agent never calls the kube-apiserver"),

@@ -238,3 +238,18 @@ def test_agent_policy_without_policies_needs_no_ranges(tmp_path: Path) -> None:
     pkg, r = render_example("spire-agent", tmp_path, {**spec, "networkPolicy": {"enabled": False}})
     assert r.exit_code == 0, r.results
     assert _np_names(pkg) == set()
+
+
+def test_agents_on_host_network_reach_the_server_from_the_nodes(tmp_path: Path) -> None:
+    """A NetworkPolicy cannot select host-network pods: their traffic carries the node's address.
+    agentsOnHostNetwork opens the agent API to the nodes instead of the agent pods."""
+    pkg, r = render_example("spire-server", tmp_path, {"networkPolicy": {
+        "nodeCIDRs": ["10.10.0.0/24"], "apiServer": {"cidrs": ["10.10.1.10/32"]}, "agentsOnHostNetwork": True}})
+    assert r.exit_code == 0, r.results
+    objs = resources(pkg)
+    pods = _pods_of(objs, {"spire-server": "10.244.0.10"})
+    pods.update(_common("10.10.0.5"))
+    c = Cluster(pods, _policies(objs))
+    assert networkpolicy_allows(c, Flow("node", "spire-server", 8081, "TCP"))
+    assert not networkpolicy_allows(c, Flow("fake-agent", "spire-server", 8081, "TCP"))
+    assert not networkpolicy_allows(c, Flow("internet", "spire-server", 8081, "TCP"))

@@ -563,6 +563,9 @@ def _check_network_policy(v: Values, p: Any) -> None:
                       "provider connecting to the bundle endpoint from addresses it does not publish: set "
                       "spec.federation.bundleEndpoint.public: true, or use servingCertSecret"))
     else:
+        if np.agents_on_host_network:
+            p(Problem("spec.networkPolicy.agentsOnHostNetwork", "agentsOnHostNetwork tells a server's policy where "
+                      "its agents connect from; set it in the server package's values, not the agent's"))
         if np.api_server is not None:
             p(Problem("spec.networkPolicy.apiServer", "an agent never calls the kube-apiserver (it attests with a "
                       "projected token and asks the kubelet about pods); remove spec.networkPolicy.apiServer"))
