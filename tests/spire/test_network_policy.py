@@ -253,3 +253,26 @@ def test_agents_on_host_network_reach_the_server_from_the_nodes(tmp_path: Path) 
     assert networkpolicy_allows(c, Flow("node", "spire-server", 8081, "TCP"))
     assert not networkpolicy_allows(c, Flow("fake-agent", "spire-server", 8081, "TCP"))
     assert not networkpolicy_allows(c, Flow("internet", "spire-server", 8081, "TCP"))
+
+
+def test_policies_of_another_function_survive(tmp_path: Path) -> None:
+    """A NetworkPolicy spiffe-authorization generated in the same package is not spire-config's
+    to delete, even though both carry the spiffe-kpt ownership annotation."""
+    from spiffe_kpt.spire_config import configure
+
+    from ..pkgtools import read_package, run_in_process
+    pkg, r = render_example("spire-agent", tmp_path)
+    assert r.exit_code == 0
+    owner = "workloadidentity.nephio.org/v1alpha1.AuthorizationPolicy"
+    foreign = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": "app-ingress", "namespace": "spire-system",
+                            "annotations": {"workloadidentity.nephio.org/owner": owner,
+                                            "specializer.nephio.org/owner": owner,
+                                            "config.kubernetes.io/path": "authz.yaml",
+                                            "internal.config.kubernetes.io/path": "authz.yaml"}},
+               "spec": {"podSelector": {"matchLabels": {"app": "x"}}, "policyTypes": ["Ingress"]}}
+    items, results, code = run_in_process(read_package(pkg) + [foreign], [configure])
+    assert code == 0, results
+    names = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items if o.get("kind") == "NetworkPolicy"}
+    assert names == {("spire-system", "app-ingress"), ("spire-system", "default-deny"), ("spire-system", "spire-agent"),
+                     ("spire-system", "spiffe-csi-driver")}

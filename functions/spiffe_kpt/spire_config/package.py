@@ -271,8 +271,11 @@ def apply(rl: ResourceList, values_obj: dict[str, Any], v: Values) -> list[dict[
 
 
 def _sync(rl: ResourceList, v: Values, pkg_dir: str, mine: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Spared: what another (sub)package's values generated, and what another spiffe-kpt
+    # function generated when both run over one package (spiffe-authorization's
+    # NetworkPolicies, for one).
     report = sync(rl, GENERATED_KINDS, generated(v, pkg_dir, mine),
-                  keep=lambda obj: not _dir(obj).startswith(pkg_dir))
+                  keep=lambda obj: not _dir(obj).startswith(pkg_dir) or owner_of(obj) != OWNER)
     return report.created + report.updated
 
 
