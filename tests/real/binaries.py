@@ -52,6 +52,8 @@ SPIRE_CONTROLLER_MANAGER_VERSION = "v0.6.4"
 # `wait` and `delete`, whose wire protocol is stable.
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.5"
+# kube-score: the second security scanner of the rendered SPIRE packages (tests/spire/test_security.py).
+KUBE_SCORE_VERSION = "v1.20.0"
 
 VERSIONS = {
     "spire-server": SPIRE_VERSION,
@@ -59,6 +61,7 @@ VERSIONS = {
     "spire-controller-manager": SPIRE_CONTROLLER_MANAGER_VERSION,
     "kube-apiserver": KUBERNETES_VERSION,
     "etcd": ETCD_VERSION,
+    "kube-score": KUBE_SCORE_VERSION,
 }
 
 GO_HELP = (
@@ -238,12 +241,19 @@ def _build_kube_apiserver(out: Path) -> None:
              cwd=tmp, CGO_ENABLED="0")
 
 
+def _build_kube_score(out: Path) -> None:
+    # A plain module without replace directives; its main package is ./cmd/kube-score.
+    _wrapper_build({"github.com/zegl/kube-score": KUBE_SCORE_VERSION},
+                   {"github.com/zegl/kube-score/cmd/kube-score": out})
+
+
 BUILDERS = {
     "spire-server": _build_spire,
     "spire-agent": _build_spire,
     "spire-controller-manager": _build_scm,
     "etcd": _build_etcd,
     "kube-apiserver": _build_kube_apiserver,
+    "kube-score": _build_kube_score,
 }
 
 

@@ -184,8 +184,27 @@ def test_rendered_agent_attests_to_rendered_root_with_k8s_psat(rkube, real_stack
     """The rendered spire-agent (cluster regional-1) attests to the rendered root with
     k8s_psat, the production node attestation: a real projected service-account token
     bound to the agent's Pod, checked by the root through the apiserver's TokenReview and
-    Pod/Node reads. No join token anywhere."""
+    Pod/Node reads. No join token anywhere.
+
+    Both packages' NetworkPolicies are applied first, as a real install would. This tier
+    has an apiserver but no CNI, so nothing enforces them here: the test proves they are
+    accepted next to everything the attestation needs; which flows they admit is proved by
+    tests/spire/test_network_policy.py."""
     rkube.ensure_namespace("spire-system")
+    policies = [o for n in ("spire-server", "spire-agent") for o in by_kind(cluster_objects(spire_pkgs[n]), "NetworkPolicy")]
+    assert {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in policies} == {
+        ("spire-server", "default-deny"), ("spire-server", "spire-server"),
+        ("spire-system", "default-deny"), ("spire-system", "spire-agent"), ("spire-system", "spiffe-csi-driver")}
+    rkube.ensure_namespace("spire-server")
+    out = rkube.apply_manifests(to_yaml(policies), field_manager="kpt-spire-policies")
+    assert out.count("serverside-applied") == len(policies), out
+    try:
+        _attest_with_policies(rkube, real_stack, spire_pkgs)
+    finally:
+        _delete(rkube, policies)
+
+
+def _attest_with_policies(rkube, real_stack, spire_pkgs):
     srv, _ = start_rendered_server(real_stack, rkube, _server_conf(spire_pkgs["spire-server"]), name="root")
     bundle = wait_until(lambda: _configmap_key(rkube, "spire-system", "spire-bundle", "bundle.crt"), 90,
                         "the published spire-bundle", proc=srv.proc)
@@ -204,6 +223,27 @@ def test_rendered_agent_attests_to_rendered_root_with_k8s_psat(rkube, real_stack
     assert {"k8s_psat:cluster:regional-1", "k8s_psat:agent_ns:spire-system",
             "k8s_psat:agent_sa:spire-agent", f"k8s_psat:agent_pod_uid:{pa.pod.metadata.uid}",
             f"k8s_psat:agent_node_name:{pa.node.metadata.name}"} <= sels, sels
+
+    # The policies as this apiserver stored them (defaults filled in) admit the flows the
+    # attestation used, for the Pod the apiserver holds: the agent (a regional-1 pod, its
+    # cluster's egress address 10.20.0.7) to the root's agent API, the agent pod to the
+    # root's LoadBalancer; and not the same from a pod that is not the agent.
+    from ..authorization.evaluator import Cluster, Flow, Pod, networkpolicy_allows
+    stored = json.loads(rkube.kubectl("get", "networkpolicies", "-A", "-o", "json").stdout)["items"]
+    sts = next(o for o in by_kind(cluster_objects(spire_pkgs["spire-server"]), "StatefulSet"))
+    pods = {
+        "server": Pod("server", sts["metadata"]["namespace"],
+                      tuple(sorted(sts["spec"]["template"]["metadata"]["labels"].items())), ip="10.244.0.10"),
+        "agent": Pod("agent", pa.pod.metadata.namespace, tuple(sorted(pa.pod.metadata.labels.items())), ip="10.244.1.20"),
+        "other": Pod("other", pa.pod.metadata.namespace, (("app", "other"),), ip="10.244.1.30"),
+        "regional-1": Pod("regional-1", "", (), ip="10.20.0.7", in_cluster=False),
+        "root-lb": Pod("root-lb", "", (), ip="192.0.2.10", in_cluster=False),
+    }
+    c = Cluster(pods, stored)
+    assert networkpolicy_allows(c, Flow("regional-1", "server", 8081, "TCP"))
+    assert networkpolicy_allows(c, Flow("agent", "root-lb", 8081, "TCP"))
+    assert not networkpolicy_allows(c, Flow("other", "root-lb", 8081, "TCP"))
+    assert not networkpolicy_allows(c, Flow("other", "server", 8081, "TCP"))
 
 
 # ---------------------------------------------------------------------------

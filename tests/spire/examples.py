@@ -15,31 +15,43 @@ EXPECTED = Path(__file__).resolve().parent / "expected"
 RENDERED_PACKAGES = ("spire-server", "spire-agent", "spire-downstream-server")
 
 # The management root of a fleet with one central workload cluster and one nested edge,
-# federated with a partner trust domain.
+# federated with a partner trust domain. Addresses (documentation ranges where public):
+# mgmt nodes 10.10.0.0/24 (apiserver 10.10.1.10), regional-1 nodes 10.20.0.0/24 (apiserver
+# 10.20.1.10), edge-1 nodes 10.30.0.0/24 (apiserver 10.30.1.10), the root's LoadBalancer
+# 192.0.2.10 (spire.mgmt.acme.net), the partner's servers 203.0.113.0/28. The apiservers sit
+# outside the node ranges (a managed or separate control plane): an apiserver on a node shares
+# that node's address, and an address-based policy cannot tell it from the kubelet.
 ROOT_SPEC: dict[str, Any] = {
     "trustDomain": "telco.acme.net",
     "clusterName": "mgmt",
     "ca": {"ttl": "168h", "keyType": "ec-p256", "subject": {"country": ["DE"], "organization": ["ACME Telco"]}},
     "svid": {"x509TTL": "1h", "jwtTTL": "5m"},
     "service": {"type": "LoadBalancer"},
-    "workloadClusters": [{"name": "regional-1", "mode": "central"}, {"name": "edge-1", "mode": "nested"}],
+    "workloadClusters": [{"name": "regional-1", "mode": "central", "sourceCIDRs": ["10.20.0.0/24"],
+                          "apiServer": {"cidrs": ["10.20.1.10/32"]}},
+                         {"name": "edge-1", "mode": "nested", "sourceCIDRs": ["10.30.0.0/24"],
+                          "apiServer": {"cidrs": ["10.30.1.10/32"], "port": 443}}],
+    "networkPolicy": {"nodeCIDRs": ["10.10.0.0/24"], "apiServer": {"cidrs": ["10.10.1.10/32"], "port": 6443}},
     "federation": {
         "bundleEndpoint": {"profile": "https_spiffe", "port": 8443},
         "peers": [{"trustDomain": "partner.operator.net",
                    "bundleEndpointURL": "https://spire-bundle.partner-operator.net:8443",
                    "profile": "https_spiffe",
-                   "endpointSPIFFEID": "spiffe://partner.operator.net/spire/server"}],
+                   "endpointSPIFFEID": "spiffe://partner.operator.net/spire/server",
+                   "cidrs": ["203.0.113.0/28"]}],
     },
 }
 AGENT_SPEC: dict[str, Any] = {
     "trustDomain": "telco.acme.net",
     "clusterName": "regional-1",
-    "server": {"address": "spire.mgmt.acme.net", "port": 8081},
+    "server": {"address": "spire.mgmt.acme.net", "port": 8081, "cidrs": ["192.0.2.10/32"]},
+    "networkPolicy": {"nodeCIDRs": ["10.20.0.0/24"]},
 }
 DOWNSTREAM_SPEC: dict[str, Any] = {
     "trustDomain": "telco.acme.net",
     "clusterName": "edge-1",
-    "upstream": {"address": "spire.mgmt.acme.net", "port": 8081, "rootCATTL": "168h"},
+    "upstream": {"address": "spire.mgmt.acme.net", "port": 8081, "rootCATTL": "168h", "cidrs": ["192.0.2.10/32"]},
+    "networkPolicy": {"nodeCIDRs": ["10.30.0.0/24"], "apiServer": {"cidrs": ["10.30.1.10/32"], "port": 443}},
     "offlineTolerance": "12h",
     "ca": {"ttl": "24h", "keyType": "ec-p256"},
     "svid": {"x509TTL": "1h", "jwtTTL": "5m"},

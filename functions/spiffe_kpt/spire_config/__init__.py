@@ -17,7 +17,7 @@ from typing import Any
 from .. import API_VERSION
 from ..api.kinds import check_kinds
 from ..api.schema import validate
-from ..krm import ResourceList, error, info, run_function
+from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import resource_ref
 from .agent_conf import render_agent_conf
 from .server_conf import render_server_conf
@@ -66,6 +66,11 @@ def configure(rl: ResourceList) -> None:
     from .package import apply  # only on the success path
     for obj, v in parsed:
         apply(rl, obj, v)
+        if v.network_policy.explicitly_off:
+            rl.add(warning(f"{NAME}: spec.networkPolicy.enabled is false, so no NetworkPolicy protects the SPIRE "
+                           "pods: anything in the cluster can reach the server's agent API, bundle endpoint and "
+                           "health ports; remove it (and set the ranges the error messages ask for) to get them",
+                           resource_ref(obj), "spec.networkPolicy.enabled"))
         rl.add(info(f"{NAME}: configured {v.role} for cluster {v.cluster_name!r} in trust domain "
                     f"{v.trust_domain!r}", resource_ref(obj)))
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..api.ownership import Desired, mark, sync
+from ..api.ownership import Desired, mark, owner_of, sync
 from ..krm.resourcelist import ResourceList, is_local_config
 from . import paths
 from .agent_conf import render_agent_conf
 from .controller_manager import config_key, render_controller_manager_config
+from .network_policy import network_policies
 from .server_conf import render_server_conf
 from .values import AGENT, DOWNSTREAM, ROOT, Values
 
@@ -34,7 +35,8 @@ OWNED_VOLUMES = frozenset({"upstream-ca", "vault-ca", "bundle-endpoint-tls", "up
 CM_TEMPLATE = "spire-controller-manager"
 GENERATED_KINDS = frozenset({("spire.spiffe.io/v1alpha1", "ClusterFederatedTrustDomain"), ("v1", "Service"),
                              ("rbac.authorization.k8s.io/v1", "Role"),
-                             ("rbac.authorization.k8s.io/v1", "RoleBinding")})
+                             ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+                             ("networking.k8s.io/v1", "NetworkPolicy")})
 # Which namespace a resource lives in: agents (and the upstream agent) in the agent
 # namespace, servers in the server namespace. Decided by the component label.
 AGENT_COMPONENTS = frozenset({"agent", "upstream-agent", "csi-driver", "upstream-csi-driver", "bundle", "remote-access"})
@@ -51,6 +53,8 @@ def _ns_for(obj: dict[str, Any], v: Values) -> str:
 
 def set_namespaces(items: list[dict[str, Any]], v: Values) -> None:
     for obj in items:
+        if owner_of(obj):
+            continue  # generated: regenerated below with the namespace it belongs in
         kind = obj.get("kind")
         meta = obj.setdefault("metadata", {})
         if kind == "Namespace":
@@ -186,19 +190,23 @@ def _meta(name: str, ns: str | None, component: str) -> dict[str, Any]:
     return m
 
 
-def generated(v: Values, pkg_dir: str = "") -> list[Desired]:
+def generated(v: Values, pkg_dir: str = "", package: list[dict[str, Any]] | None = None) -> list[Desired]:
     out: list[Desired] = []
+    items = package or []
+    workloads = [i for i in items if i.get("kind") in ("StatefulSet", "DaemonSet", "Deployment")]
+    namespaces = [str((i.get("metadata") or {}).get("name")) for i in items if i.get("kind") == "Namespace"]
+    for np in network_policies(v, workloads, namespaces):
+        out.append(Desired(mark(np, OWNER), pkg_dir + "network-policies.yaml"))
     if not v.is_server:
         return out
     be = v.bundle_endpoint
     if be is not None:
         svc = {"apiVersion": "v1", "kind": "Service",
                "metadata": _meta("spire-server-bundle-endpoint", v.server_namespace, "server"),
-               "spec": {"type": v.service_type if v.service_type != "ClusterIP" else "ClusterIP",
-                        "selector": {"app.kubernetes.io/name": "spire-server",
-                                     "app.kubernetes.io/instance": "spire-server"},
-                        "ports": [{"name": "federation", "port": be.port, "targetPort": "federation",
-                                   "protocol": "TCP"}]}}
+               "spec": {}}
+        _set_service_type(svc["spec"], v)
+        svc["spec"]["selector"] = {"app.kubernetes.io/name": "spire-server", "app.kubernetes.io/instance": "spire-server"}
+        svc["spec"]["ports"] = [{"name": "federation", "port": be.port, "targetPort": "federation", "protocol": "TCP"}]
         out.append(Desired(mark(svc, OWNER), pkg_dir + "federation/bundle-endpoint-service.yaml"))
     for peer in v.peers:
         name = peer.trust_domain.replace("_", "-")
@@ -238,7 +246,7 @@ def apply(rl: ResourceList, values_obj: dict[str, Any], v: Values) -> list[dict[
     set_namespaces(mine, v)
     if v.role == AGENT:
         _set_data(_find(mine, "ConfigMap", "spire-agent"), "agent.conf", render_agent_conf(v))
-        return []
+        return _sync(rl, v, pkg_dir, mine)
     _set_data(_find(mine, "ConfigMap", "spire-server"), "server.conf", render_server_conf(v))
     cm_map = _find(mine, "ConfigMap", "spire-controller-manager")
     if cm_map is not None:
@@ -249,7 +257,7 @@ def apply(rl: ResourceList, values_obj: dict[str, Any], v: Values) -> list[dict[
         configure_server_pod(sts, v)
     svc = _find(mine, "Service", "spire-server")
     if svc is not None:
-        svc.setdefault("spec", {})["type"] = v.service_type
+        _set_service_type(svc.setdefault("spec", {}), v)
     if v.role == DOWNSTREAM:
         _set_data(_find(mine, "ConfigMap", "spire-upstream-agent"), "agent.conf",
                   render_agent_conf(v, upstream=True))
@@ -259,9 +267,27 @@ def apply(rl: ResourceList, values_obj: dict[str, Any], v: Values) -> list[dict[
             s["className"] = v.upstream_class_name
             s["downstream"] = True
             s["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": v.server_namespace}}
-    report = sync(rl, GENERATED_KINDS, generated(v, pkg_dir),
-                  keep=lambda obj: not _dir(obj).startswith(pkg_dir))
+    return _sync(rl, v, pkg_dir, mine)
+
+
+def _sync(rl: ResourceList, v: Values, pkg_dir: str, mine: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Spared: what another (sub)package's values generated, and what another spiffe-kpt
+    # function generated when both run over one package (spiffe-authorization's
+    # NetworkPolicies, for one).
+    report = sync(rl, GENERATED_KINDS, generated(v, pkg_dir, mine),
+                  keep=lambda obj: not _dir(obj).startswith(pkg_dir) or owner_of(obj) != OWNER)
     return report.created + report.updated
+
+
+def _set_service_type(spec: dict[str, Any], v: Values) -> None:
+    spec["type"] = v.service_type
+    # A LoadBalancer or NodePort Service with the default externalTrafficPolicy (Cluster) may
+    # SNAT a remote agent's connection to a node address, and the server's NetworkPolicy could
+    # then no longer tell a workload cluster's agent from anything else: keep the client address.
+    if v.network_policy.enabled and v.service_type != "ClusterIP":
+        spec["externalTrafficPolicy"] = "Local"
+    else:
+        spec.pop("externalTrafficPolicy", None)
 
 
 def _dir(obj: dict[str, Any]) -> str:

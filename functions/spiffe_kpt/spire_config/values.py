@@ -10,6 +10,7 @@ and a message that says how to fix it; nothing here knows about kpt.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,12 +71,35 @@ class ControllerManager:
 
 
 @dataclass
+class ApiServer:
+    """Where a cluster's kube-apiserver really listens: the endpoints behind the
+    ``kubernetes`` Service, since NetworkPolicies see connections after the Service's DNAT."""
+    cidrs: list[str]
+    port: int = 6443
+
+
+@dataclass
 class WorkloadCluster:
     name: str
     mode: str  # central | nested
     class_name: str
     entry_id_prefix: str
     kubeconfig_secret: str
+    # The addresses its agents / downstream server connect from, as this server sees them.
+    source_cidrs: list[str] = field(default_factory=list)
+    api_server: ApiServer | None = None
+
+
+@dataclass
+class NetworkPolicySettings:
+    """spec.networkPolicy: NetworkPolicies for the package's pods, on unless switched off."""
+    enabled: bool = True
+    explicitly_off: bool = False
+    node_cidrs: list[str] = field(default_factory=list)
+    api_server: ApiServer | None = None
+    agents_on_host_network: bool = False
+    dns_namespace: str = "kube-system"
+    dns_pod_labels: dict[str, str] = field(default_factory=lambda: {"k8s-app": "kube-dns"})
 
 
 @dataclass
@@ -84,6 +108,7 @@ class Peer:
     bundle_endpoint_url: str
     profile: str
     endpoint_spiffe_id: str = ""
+    cidrs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -93,6 +118,7 @@ class BundleEndpoint:
     refresh_hint: str = ""
     serving_cert_secret: str = ""
     acme: dict[str, Any] | None = None
+    public: bool = False
 
 
 @dataclass
@@ -118,6 +144,9 @@ class Values:
     offline_tolerance: str = ""
     server_address: str = ""
     server_port: int = 8081
+    server_cidrs: list[str] = field(default_factory=list)
+    upstream_cidrs: list[str] = field(default_factory=list)
+    network_policy: NetworkPolicySettings = field(default_factory=NetworkPolicySettings)
     kubelet_verification: str = "apiServerCA"
     bundle_endpoint: BundleEndpoint | None = None
     peers: list[Peer] = field(default_factory=list)
@@ -170,25 +199,41 @@ def read_values(obj: dict[str, Any]) -> Values:
         default_cls = default_class_name(n) + ("-upstream" if mode == "nested" else "")
         v.workload_clusters.append(WorkloadCluster(
             n, mode, wc.get("className", default_cls), wc.get("entryIDPrefix", default_entry_prefix(n)),
-            wc.get("kubeconfigSecret", f"spire-kubeconfig-{n.replace('.', '-')}")))
+            wc.get("kubeconfigSecret", f"spire-kubeconfig-{n.replace('.', '-')}"),
+            list(wc.get("sourceCIDRs") or []), _api_server(wc.get("apiServer"))))
     up = spec.get("upstream") or {}
     v.upstream_address = up.get("address", "")
     v.upstream_port = up.get("port", 8081)
     v.upstream_root_ca_ttl = up.get("rootCATTL", "24h")
+    v.upstream_cidrs = list(up.get("cidrs") or [])
     v.upstream_class_name = up.get("className", default_class_name(cluster) + "-upstream")
     v.offline_tolerance = spec.get("offlineTolerance", "")
     srv = spec.get("server") or {}
     v.server_address = srv.get("address", "")
     v.server_port = srv.get("port", 8081)
+    v.server_cidrs = list(srv.get("cidrs") or [])
     v.kubelet_verification = spec.get("kubeletVerification", v.kubelet_verification)
     fed = spec.get("federation") or {}
     be = fed.get("bundleEndpoint")
     if be:
         v.bundle_endpoint = BundleEndpoint(be["profile"], be.get("port", 8443), be.get("refreshHint", ""),
-                                           be.get("servingCertSecret", ""), be.get("acme"))
+                                           be.get("servingCertSecret", ""), be.get("acme"), bool(be.get("public")))
     for p in fed.get("peers") or []:
-        v.peers.append(Peer(p["trustDomain"], p["bundleEndpointURL"], p["profile"], p.get("endpointSPIFFEID", "")))
+        v.peers.append(Peer(p["trustDomain"], p["bundleEndpointURL"], p["profile"], p.get("endpointSPIFFEID", ""),
+                            list(p.get("cidrs") or [])))
+    np = spec.get("networkPolicy") or {}
+    dns = np.get("dns") or {}
+    v.network_policy = NetworkPolicySettings(
+        enabled=np.get("enabled", True) is not False, explicitly_off=np.get("enabled") is False,
+        node_cidrs=list(np.get("nodeCIDRs") or []), api_server=_api_server(np.get("apiServer")),
+        agents_on_host_network=bool(np.get("agentsOnHostNetwork", False)),
+        dns_namespace=dns.get("namespace", "kube-system"),
+        dns_pod_labels=dict(dns.get("podLabels") or {"k8s-app": "kube-dns"}))
     return v
+
+
+def _api_server(obj: dict[str, Any] | None) -> ApiServer | None:
+    return ApiServer(list(obj.get("cidrs") or []), obj.get("port", 6443)) if obj else None
 
 
 def _is_placeholder_td(td: str) -> bool:
@@ -228,6 +273,7 @@ def check_values(v: Values, spec: dict[str, Any]) -> list[Problem]:
         _check_server(v, spec, ttls, p)
     else:
         _check_agent(v, spec, p)
+    _check_network_policy(v, p)
     return out
 
 
@@ -404,3 +450,125 @@ def check_pairing(agent: Values, server: Values) -> list[Problem]:
                            "make the agent's spec.clusterName match, or add the cluster to the server's "
                            "spec.workloadClusters, or k8s_psat attestation will be refused"))
     return out
+
+
+def ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def url_host_port(url: str) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+    u = urlsplit(url)
+    try:
+        port = u.port or 443
+    except ValueError:
+        port = 443
+    return u.hostname or "", port
+
+
+def in_cluster_service(address: str) -> tuple[str, str] | None:
+    """(service, namespace) when an address names a Service of this cluster (<svc>.<ns>.svc[...]):
+    its pods can then be selected by labels, wherever the Service's virtual IP points."""
+    parts = address.split(".")
+    if len(parts) >= 3 and parts[2] == "svc" and all(parts[:2]):
+        return parts[0], parts[1]
+    return None
+
+
+def host_cidrs(host: str, given: list[str]) -> list[str]:
+    """The ranges a policy uses for a peer: the ones given, else the address itself when it is an IP."""
+    if given:
+        return given
+    if ip_literal(host):
+        ip = ipaddress.ip_address(host.strip("[]"))
+        return [f"{ip}/{ip.max_prefixlen}"]
+    return []
+
+
+OFF_HINT = ("or switch the SPIRE NetworkPolicies off with spec.networkPolicy.enabled: false (not recommended: "
+            "then anything in the cluster can reach the SPIRE server)")
+
+
+def _check_network_policy(v: Values, p: Any) -> None:
+    np = v.network_policy
+    cidr_fields: list[tuple[str, list[str]]] = [("spec.networkPolicy.nodeCIDRs", np.node_cidrs),
+                                                ("spec.server.cidrs", v.server_cidrs),
+                                                ("spec.upstream.cidrs", v.upstream_cidrs)]
+    if np.api_server:
+        cidr_fields.append(("spec.networkPolicy.apiServer.cidrs", np.api_server.cidrs))
+    for i, wc in enumerate(v.workload_clusters):
+        cidr_fields.append((f"spec.workloadClusters[{i}].sourceCIDRs", wc.source_cidrs))
+        if wc.api_server:
+            cidr_fields.append((f"spec.workloadClusters[{i}].apiServer.cidrs", wc.api_server.cidrs))
+    for i, peer in enumerate(v.peers):
+        cidr_fields.append((f"spec.federation.peers[{i}].cidrs", peer.cidrs))
+    ua = v.ca.upstream_authority
+    vault = ua.options.get("vault") if ua is not None and ua.type == "vault" else None
+    if vault:
+        cidr_fields.append(("spec.ca.upstreamAuthority.vault.cidrs", list(vault.get("cidrs") or [])))
+    for path, cidrs in cidr_fields:
+        for j, c in enumerate(cidrs):
+            try:
+                ipaddress.ip_network(c, strict=True)
+            except ValueError as exc:
+                p(Problem(f"{path}[{j}]", f"{c!r} is not an address range in CIDR notation ({exc}); write e.g. "
+                          "'10.0.0.0/24' (host bits zero) or '192.0.2.10/32' for one address"))
+    if not np.enabled:
+        return
+    need = "the SPIRE NetworkPolicies (spec.networkPolicy, on by default) need"
+    if not np.node_cidrs:
+        p(Problem("spec.networkPolicy.nodeCIDRs", f"{need} the address ranges of this cluster's nodes (the kubelet "
+                  "probes the SPIRE pods from there; agents call the kubelet there): set spec.networkPolicy.nodeCIDRs "
+                  f"to ranges holding every node's InternalIP (kubectl get nodes -o wide), {OFF_HINT}"))
+    if v.is_server:
+        if np.api_server is None or not np.api_server.cidrs:
+            p(Problem("spec.networkPolicy.apiServer.cidrs", f"{need} the addresses the kube-apiserver really "
+                      "listens on (policies see connections after the 'kubernetes' Service's DNAT): set "
+                      "spec.networkPolicy.apiServer.cidrs (and .port, default 6443) from kubectl get endpointslices "
+                      f"-n default -l kubernetes.io/service-name=kubernetes, {OFF_HINT}"))
+        for i, wc in enumerate(v.workload_clusters):
+            base = f"spec.workloadClusters[{i}]"
+            if not wc.source_cidrs:
+                who = "downstream server and its upstream agent" if wc.mode == "nested" else "agents"
+                p(Problem(f"{base}.sourceCIDRs", f"{need} the address ranges the {who} of cluster {wc.name!r} "
+                          f"connect from, as this server sees them (its nodes' or NAT gateway's egress addresses): set "
+                          f"{base}.sourceCIDRs, {OFF_HINT}"))
+            if wc.api_server is None or not wc.api_server.cidrs:
+                p(Problem(f"{base}.apiServer.cidrs", f"{need} the addresses of the kube-apiserver of cluster {wc.name!r} "
+                          f"(its controller manager and node attestor call it with the kubeconfig): set "
+                          f"{base}.apiServer.cidrs (and .port, default 6443), {OFF_HINT}"))
+        for i, peer in enumerate(v.peers):
+            host, _ = url_host_port(peer.bundle_endpoint_url)
+            if not host_cidrs(host, peer.cidrs):
+                p(Problem(f"spec.federation.peers[{i}].cidrs", f"{need} the addresses of the bundle endpoint of "
+                          f"{peer.trust_domain!r} ({host} is a DNS name, and a NetworkPolicy takes only address ranges; "
+                          "the same ranges are allowed to fetch this server's bundle): set "
+                          f"spec.federation.peers[{i}].cidrs, {OFF_HINT}"))
+        if v.role == DOWNSTREAM and not host_cidrs(v.upstream_address, v.upstream_cidrs):
+            p(Problem("spec.upstream.cidrs", f"{need} the address ranges of the root server "
+                      f"({v.upstream_address} is a DNS name): set spec.upstream.cidrs to the addresses "
+                      f"{v.upstream_address} resolves to, {OFF_HINT}"))
+        if vault is not None:
+            host, _ = url_host_port(str(vault.get("address", "")))
+            if not host_cidrs(host, list(vault.get("cidrs") or [])):
+                p(Problem("spec.ca.upstreamAuthority.vault.cidrs", f"{need} the addresses of Vault ({host} is a "
+                          f"DNS name): set spec.ca.upstreamAuthority.vault.cidrs, {OFF_HINT}"))
+        be = v.bundle_endpoint
+        if be is not None and be.acme and not be.public:
+            p(Problem("spec.federation.bundleEndpoint.public", "an ACME certificate is validated by the ACME "
+                      "provider connecting to the bundle endpoint from addresses it does not publish: set "
+                      "spec.federation.bundleEndpoint.public: true, or use servingCertSecret"))
+    else:
+        if np.agents_on_host_network:
+            p(Problem("spec.networkPolicy.agentsOnHostNetwork", "agentsOnHostNetwork tells a server's policy where "
+                      "its agents connect from; set it in the server package's values, not the agent's"))
+        if np.api_server is not None:
+            p(Problem("spec.networkPolicy.apiServer", "an agent never calls the kube-apiserver (it attests with a "
+                      "projected token and asks the kubelet about pods); remove spec.networkPolicy.apiServer"))
+        if not in_cluster_service(v.server_address) and not host_cidrs(v.server_address, v.server_cidrs):
+            p(Problem("spec.server.cidrs", f"{need} the addresses of the SPIRE server ({v.server_address} is a DNS "
+                      f"name outside this cluster): set spec.server.cidrs to the addresses it resolves to, {OFF_HINT}"))
