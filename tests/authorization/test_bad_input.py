@@ -675,3 +675,23 @@ def test_multus_annotation_forms() -> None:
     assert parse("[{", "ns").problem and not parse("[{", "ns").refs
     single = parse('{"name": "a"}', "ns")  # Multus reads it as JSON and wants a list
     assert not single.refs and "is JSON but not a list of networks" in single.problem
+
+
+def test_objects_spire_config_generated_survive_authorization() -> None:
+    """A package holding workloads and a SPIRE package: spire-config's NetworkPolicy and ConfigMap
+    (owner SpireDeployment) are not the authorization function's to delete as stale."""
+    owner = "workloadidentity.nephio.org/v1alpha1.SpireDeployment"
+    ann = {"workloadidentity.nephio.org/owner": owner, "specializer.nephio.org/owner": owner,
+           "config.kubernetes.io/path": "spire/network-policies.yaml",
+           "internal.config.kubernetes.io/path": "spire/network-policies.yaml"}
+    spire = [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+              "metadata": {"name": "spire-server", "namespace": "spire-server", "annotations": dict(ann)},
+              "spec": {"podSelector": {"matchLabels": {"app": "spire-server"}}, "policyTypes": ["Ingress"]}},
+             {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "spire-server", "namespace": "spire-server", "annotations": dict(ann)},
+              "data": {"server.conf": "server {}"}}]
+    out, results, code = render(_package() + copy.deepcopy(spire))
+    assert code == 0, _errors(results)
+    kept = [o for o in out if (o.get("metadata") or {}).get("annotations", {}).get("workloadidentity.nephio.org/owner") == owner]
+    assert [(o["kind"], o["metadata"]["name"]) for o in kept] == [("NetworkPolicy", "spire-server"), ("ConfigMap", "spire-server")]
+    assert not [r for r in results if r["message"].startswith("deleted") and "spire-server" in r["message"]]

@@ -122,7 +122,10 @@ def authorize(rl: ResourceList) -> None:
     if (model.rules or model.egress_rules) and baseline_owner:
         desired.append(Desired(mark(diagram_configmap(model), baseline_owner), f"{FOLDER}/diagram.yaml"))
 
-    report = sync(rl, frozenset(KINDS), desired)
+    # Only what identities and the context own is this function's: spire-config's NetworkPolicies
+    # and ConfigMaps (owner SpireDeployment) in a package that holds both survive.
+    ours = (f"{API_VERSION}.WorkloadIdentity.", f"{API_VERSION}.{IDENTITY_CONTEXT}.")
+    report = sync(rl, frozenset(KINDS), desired, keep=lambda obj: not owner_of(obj).startswith(ours))
     if report.conflicts:
         rl.extend(conflict_results(report, error))
         return
