@@ -161,9 +161,42 @@ def _drop_backend(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
-def _drop_peer(d: dict[str, Any]) -> dict[str, Any]:
-    d["spec"]["federation"] = d["spec"]["federation"][1:]
-    return d
+def _drop_peer(pkg: Path) -> None:
+    """Remove the context's first federation peer as an author must: with every reference to its
+    trust domain (federatesWith, and the rule peers that admit it), which are errors otherwise."""
+    gone: list[str] = []
+
+    def drop(d: dict[str, Any]) -> dict[str, Any]:
+        gone.append(d["spec"]["federation"][0]["trustDomain"])
+        d["spec"]["federation"] = d["spec"]["federation"][1:]
+        return d
+    _edit(pkg, _is_ctx("federation"), drop)
+    td = gone[0]
+
+    def names_td(peer: dict[str, Any]) -> bool:
+        ref = peer.get("trustDomain") or peer.get("spiffeID") or peer.get("spiffeIDPrefix") or ""
+        return ref == td or ref.startswith(f"spiffe://{td}/")
+    for f in _input_files(pkg):
+        docs, changed = _docs(f), False
+        for d in docs:
+            if not isinstance(d, dict) or d.get("kind") not in ("WorkloadIdentity", "StaticIdentity"):
+                continue
+            spec = d.get("spec") or {}
+            for holder in (spec.get("svid") or {}, spec):
+                if td in (holder.get("federatesWith") or []):
+                    holder["federatesWith"] = [t for t in holder["federatesWith"] if t != td]
+                    changed = True
+            for direction, key in (("ingress", "from"), ("egress", "to")):
+                rules = []
+                for rule in spec.get(direction) or []:
+                    peers = [p for p in rule.get(key) or [] if not names_td(p)]
+                    changed |= len(peers) != len(rule.get(key) or [])
+                    if peers or rule.get("allowAll"):
+                        rules.append({**rule, key: peers} if key in rule else rule)
+                if direction in spec:
+                    spec[direction] = rules
+        if changed:
+            _write_docs(f, docs)
 
 
 def _drop_statics(pkg: Path) -> None:
@@ -180,7 +213,7 @@ MUTATIONS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], None]]] = {
     "backend-dropped": (lambda p: _first(p, _is_ctx("backends")) is not None,
                         lambda p: _edit(p, _is_ctx("backends"), _drop_backend)),
     "federation-peer-removed": (lambda p: _first(p, _is_ctx("federation")) is not None,
-                                lambda p: _edit(p, _is_ctx("federation"), _drop_peer)),
+                                _drop_peer),
     "static-identity-removed": (lambda p: _first(p, lambda d: d.get("kind") == "StaticIdentity") is not None,
                                 _drop_statics),
 }
