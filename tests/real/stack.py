@@ -223,7 +223,9 @@ def issue(ca: KeyPair, cn: str, *, orgs: tuple[str, ...] = (), dns: tuple[str, .
 class Kube:
     """etcd + kube-apiserver on loopback; an admin kubeconfig (system:masters)."""
 
-    def __init__(self, stack: "Stack"):
+    def __init__(self, stack: "Stack", extra_args: tuple[str, ...] = ()):
+        """``extra_args`` are appended to kube-apiserver's command line (the node
+        tier adds the Node authorizer and the kubelet client settings)."""
         self.stack = stack
         self.dir = stack.subdir("kube")
         etcd_bin = binaries.ensure("etcd")
@@ -245,6 +247,7 @@ class Kube:
 
         # --- PKI
         ca = make_ca("spiffe-kpt-test-kube-ca")
+        self.ca = ca  # the node tier issues the kubelet's client certificate with it
         self.ca_path, _ = ca.write(self.dir, "ca")
         serving = issue(ca, "kube-apiserver", server=True, ips=(LOOPBACK, "10.96.0.1"),
                         dns=("localhost", "kubernetes", "kubernetes.default",
@@ -253,7 +256,7 @@ class Kube:
         admin = issue(ca, "spiffe-kpt-test-admin", orgs=("system:masters",), client=True)
         self.admin_crt, self.admin_key = admin.write(self.dir, "admin")
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        sa_key_path = self.dir / "sa.key"
+        sa_key_path = self.sa_key_path = self.dir / "sa.key"
         sa_key_path.write_bytes(sa_key.private_bytes(serialization.Encoding.PEM,
                                                      serialization.PrivateFormat.PKCS8,
                                                      serialization.NoEncryption()))
@@ -282,6 +285,7 @@ class Kube:
             "--enable-priority-and-fairness=false",
             "--allow-privileged=true",
             "--profiling=false",
+            *extra_args,
         ])
         self.kubeconfig = self.dir / "admin.kubeconfig"
         self.kubeconfig.write_text(yaml.safe_dump({
@@ -742,6 +746,9 @@ class Stack(contextlib.AbstractContextManager):
         self.base = Path(tempfile.mkdtemp(prefix="skpt-", dir=base or "/tmp"))
         self.keep = keep or bool(os.environ.get("SPIFFE_KPT_KEEP_STACK"))
         self.procs: list[Proc] = []
+        # run (last registered first) before any process is stopped: the node
+        # tier stops its pods and unmounts what the kubelet mounted here
+        self.cleanups: list[Callable[[], None]] = []
         self._n = 0
 
     def subdir(self, name: str) -> Path:
@@ -759,8 +766,8 @@ class Stack(contextlib.AbstractContextManager):
         return "\n".join(p.log_tail(n) for p in self.procs)
 
     # component constructors
-    def kube(self) -> Kube:
-        return Kube(self)
+    def kube(self, **kw) -> Kube:
+        return Kube(self, **kw)
 
     def spire_server(self, conf_text: str | None = None, **kw) -> SpireServer:
         return SpireServer(self, conf_text, **kw)
@@ -775,6 +782,11 @@ class Stack(contextlib.AbstractContextManager):
     def close(self) -> None:
         # reverse start order: dependants before what they depend on
         errors = []
+        while self.cleanups:
+            try:
+                self.cleanups.pop()()
+            except Exception as e:  # noqa: BLE001 - stop the processes anyway
+                errors.append(f"cleanup: {e}")
         for p in reversed(self.procs):
             try:
                 p.stop()
