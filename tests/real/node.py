@@ -54,16 +54,20 @@ PODS_CGROUP = "kubepods"
 PAUSE_IMAGE = f"{images.REGISTRY}/pause:{binaries.VERSIONS['pause']}"
 
 
-def apiserver_args(kube_dir_hint: str = "") -> tuple[str, ...]:
+def apiserver_args() -> tuple[str, ...]:
     """kube-apiserver flags for a cluster with a kubelet.
 
     The kubelet authenticates as ``system:node:<name>`` and is authorized by
     the Node authorizer (+ NodeRestriction), as in production; the apiserver
     reaches the kubelet (logs, exec) at the node's InternalIP, 127.0.0.1 (the
-    node name does not resolve here)."""
+    node name does not resolve here), verifying its serving certificate with
+    the cluster CA and presenting the admin client certificate."""
     return ("--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
-            "--kubelet-preferred-address-types=InternalIP")
+            "--kubelet-preferred-address-types=InternalIP",
+            "--kubelet-certificate-authority={dir}/ca.crt",
+            "--kubelet-client-certificate={dir}/admin.crt",
+            "--kubelet-client-key={dir}/admin.key")
 
 
 def _containerd_config(d: Path) -> str:
@@ -199,8 +203,20 @@ class Node:
             raise StackError(f"processes of an earlier kubelet still run in the pods' cgroups: "
                              f"{sorted(leftovers)}; stop them first")
         self.dir = stack.subdir("node")
-        stack.cleanups.append(self.close)
         self._closed = False
+        self.kubelet = self.containerd = None
+        stack.cleanups.append(self.close)
+        # the node's "/" for hostPath volumes: rendered hostPaths (/var/lib/kubelet/...,
+        # /run/spire/...) are moved under it (noderendered.py), and the kubelet's
+        # --root-dir is <host>/var/lib/kubelet
+        self.host = self.dir / "host"
+        self.root_dir = self.host / "var" / "lib" / "kubelet"
+        self.root_dir.mkdir(parents=True)
+        # "/" is a private mount here; the CSI driver's Bidirectional mount of the pods
+        # directory needs a shared one (the kubelet refuses it otherwise), so the
+        # kubelet's root directory is bind-mounted onto itself and made shared
+        run(["mount", "--bind", self.root_dir, self.root_dir])
+        run(["mount", "--make-rshared", self.root_dir])
         self._control_plane(bins)
         self._containerd()
         self.import_image(images.Image(PAUSE_IMAGE, {"pause": bins["pause"]}, ["/pause"]))
@@ -247,16 +263,30 @@ class Node:
         cert = issue(k.ca, f"system:node:{self.name}", orgs=("system:nodes",), client=True)
         crt, key = cert.write(d, "kubelet-client")
         kubeconfig = _kubeconfig(d / "kubelet.kubeconfig", k.server, k.ca_path, crt, key, "kubelet")
+        # serving certificate from the cluster CA (production: serverTLSBootstrap): the
+        # spire-agent's k8s workload attestor verifies the kubelet with the CA of its
+        # service-account token (the rendered kubelet_ca_path)
+        serving = issue(k.ca, f"system:node:{self.name}", orgs=("system:nodes",), server=True,
+                        ips=(LOOPBACK,), dns=(self.name,))
+        scrt, skey = serving.write(d, "kubelet-serving")
         self.healthz_port = free_port()
         conf = d / "config.yaml"
-        conf.write_text(yaml.safe_dump(_kubelet_config(d, k, self.containerd_sock, self.healthz_port)))
-        self.root_dir = d / "root"
+        cfg = _kubelet_config(d, k, self.containerd_sock, self.healthz_port)
+        cfg.update(tlsCertFile=str(scrt), tlsPrivateKeyFile=str(skey))
+        conf.write_text(yaml.safe_dump(cfg))
         self.kubelet = self.stack.spawn("kubelet", [
             kubelet_bin, f"--config={conf}", f"--kubeconfig={kubeconfig}",
             f"--root-dir={self.root_dir}", f"--cert-dir={d / 'pki'}",
             f"--hostname-override={self.name}", f"--node-ip={LOOPBACK}", "--v=1",
         ])
         wait_until(self.ready, 180, f"node {self.name} Ready", proc=self.kubelet, interval=1)
+        # The kubelet refuses a loopback node IP ("nodeIP can't be loopback address") and
+        # then sets no address at all, so pods get no status.hostIP (the rendered agent's
+        # MY_NODE_NAME) and the apiserver cannot reach the kubelet. The address is set
+        # here as a cloud controller sets it; the kubelet's failing address setter leaves
+        # a stored address alone (checked: it survives the next status updates).
+        self.kube.core().patch_node_status(self.name, {"status": {"addresses": [
+            {"type": "InternalIP", "address": LOOPBACK}, {"type": "Hostname", "address": self.name}]}})
 
     # --- queries
     def ready(self) -> bool:
@@ -278,6 +308,8 @@ class Node:
 
     def shim_pids(self) -> list[int]:
         """containerd shims of this node's containerd (they leave its process group)."""
+        if self.containerd is None:
+            return []
         sock = str(self.containerd_sock)
         out = []
         for p in Path("/proc").iterdir():
@@ -294,7 +326,8 @@ class Node:
         self._closed = True
         problems = []
         # the kubelet first, so that it does not restart what is killed next
-        self.kubelet.stop()
+        if self.kubelet is not None:
+            self.kubelet.stop()
         for _ in range(20):
             pids = pod_pids()
             if not pids:
@@ -303,8 +336,9 @@ class Node:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.25)
-        shims = self.shim_pids()
-        self.containerd.stop()
+        shims = self.shim_pids() if self.containerd is not None else []
+        if self.containerd is not None:
+            self.containerd.stop()
         for pid in shims + self.shim_pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -338,3 +372,37 @@ class Node:
             # never delete a tree that may still have something mounted in it
             self.stack.keep = True
             raise StackError(f"node teardown incomplete ({self.stack.base} kept): " + "; ".join(problems))
+
+
+# ---------------------------------------------------------------------------
+# images of the SPIRE components and the workload
+# ---------------------------------------------------------------------------
+
+# binary name -> (path in the image, entrypoint arguments after the binary).  The
+# entrypoints are those of the upstream images, so the rendered `args` run unchanged
+# (ghcr.io/spiffe/spire-server: `spire-server run`, ...).
+IMAGE_LAYOUT = {
+    "spire-server": ("opt/spire/bin/spire-server", ["run"]),
+    "spire-agent": ("opt/spire/bin/spire-agent", ["run"]),
+    "spire-controller-manager": ("spire-controller-manager", []),
+    "spiffe-csi-driver": ("spiffe-csi-driver", []),
+    "csi-registrar": ("csi-node-driver-registrar", []),
+    "svid-workload": ("svid-workload", []),
+}
+
+
+def local_image_name(binary: str) -> str:
+    return f"{images.REGISTRY}/{binary}:{binaries.VERSIONS[binary]}"
+
+
+def build_image(binary: str) -> images.Image:
+    path, args = IMAGE_LAYOUT[binary]
+    src = binaries.ensure(binary)
+    # spire-server/agent are linked against glibc (CGO, sqlite3): their libraries go in too
+    return images.Image(local_image_name(binary), images.with_libraries({path: src}),
+                        ["/" + path, *args])
+
+
+def import_images(node: Node, names: list[str]) -> dict[str, str]:
+    """Build and import the images of ``names``; binary name -> image reference."""
+    return {n: node.import_image(build_image(n)) for n in names}

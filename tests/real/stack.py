@@ -225,7 +225,9 @@ class Kube:
 
     def __init__(self, stack: "Stack", extra_args: tuple[str, ...] = ()):
         """``extra_args`` are appended to kube-apiserver's command line (the node
-        tier adds the Node authorizer and the kubelet client settings)."""
+        tier adds the Node authorizer and the kubelet client settings); ``{dir}`` in
+        them is this apiserver's directory (admin.crt/admin.key: the admin client
+        certificate)."""
         self.stack = stack
         self.dir = stack.subdir("kube")
         etcd_bin = binaries.ensure("etcd")
@@ -267,6 +269,12 @@ class Kube:
         # --- kube-apiserver
         port = free_port()
         self.server = f"https://{LOOPBACK}:{port}"
+        extra = [a.replace("{dir}", str(self.dir)) for a in extra_args]
+        # a flag in extra_args replaces the default one (list flags would append)
+        overridden = {a.split("=", 1)[0] for a in extra}
+
+        def default(flag: str) -> list[str]:
+            return [] if flag.split("=", 1)[0] in overridden else [flag]
         self.apiserver = stack.spawn("kube-apiserver", [
             apiserver_bin,
             f"--etcd-servers={self.etcd_url}",
@@ -274,7 +282,7 @@ class Kube:
             f"--cert-dir={self.dir / 'certs'}",
             f"--tls-cert-file={srv_crt}", f"--tls-private-key-file={srv_key}",
             f"--client-ca-file={self.ca_path}",
-            "--authorization-mode=RBAC",
+            *default("--authorization-mode=RBAC"),
             f"--service-account-key-file={sa_pub_path}",
             f"--service-account-signing-key-file={sa_key_path}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -285,7 +293,7 @@ class Kube:
             "--enable-priority-and-fairness=false",
             "--allow-privileged=true",
             "--profiling=false",
-            *extra_args,
+            *extra,
         ])
         self.kubeconfig = self.dir / "admin.kubeconfig"
         self.kubeconfig.write_text(yaml.safe_dump({

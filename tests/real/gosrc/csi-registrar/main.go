@@ -108,7 +108,9 @@ func main() {
 			}
 			fmt.Fprintln(w, "ok")
 		})
-		hs := &http.Server{Addr: fmt.Sprintf(":%d", *healthPort), Handler: mux}
+		// loopback only: the node tier runs this pod on the host network (a
+		// registrar in a pod network would listen on the pod's address)
+		hs := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", *healthPort), Handler: mux}
 		go func() { _ = hs.ListenAndServe() }()
 	}
 	<-ctx.Done()
