@@ -167,8 +167,10 @@ def pod_cgroup_dirs() -> list[Path]:
     dirs = []
     for h in CGROUP_FS.iterdir():
         top = h / PODS_CGROUP
+        for root, subdirs, _ in os.walk(top):  # os.walk ignores directories that vanish meanwhile
+            dirs += [Path(root, d) for d in subdirs]
         if top.is_dir():
-            dirs += [p for p in top.rglob("*") if p.is_dir()] + [top]
+            dirs.append(top)
     return sorted(dirs, key=lambda p: -len(p.parts))
 
 
@@ -324,42 +326,25 @@ class Node:
         if self._closed:
             return
         self._closed = True
-        problems = []
+        problems: list[str] = []
+
+        def step(what: str, fn) -> None:
+            # every step runs, whatever failed before it
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - reported below
+                problems.append(f"{what}: {e!r}")
         # the kubelet first, so that it does not restart what is killed next
         if self.kubelet is not None:
-            self.kubelet.stop()
-        for _ in range(20):
-            pids = pod_pids()
-            if not pids:
-                break
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.25)
-        shims = self.shim_pids() if self.containerd is not None else []
+            step("stop kubelet", self.kubelet.stop)
+        step("kill pod processes", self._kill_pod_processes)
+        shims: list[int] = []
+        step("list shims", lambda: shims.extend(self.shim_pids()))
         if self.containerd is not None:
-            self.containerd.stop()
-        for pid in shims + self.shim_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        for _ in range(20):
-            if not self.shim_pids():
-                break
-            time.sleep(0.25)
-        for mp in mounts_under(self.stack.base):
-            p = subprocess.run(["umount", mp], capture_output=True, text=True)
-            if p.returncode != 0:
-                # still busy (a process dying): detach it
-                subprocess.run(["umount", "-l", mp], capture_output=True, text=True)
-        for d in pod_cgroup_dirs():
-            for _ in range(20):
-                try:
-                    d.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            step("stop containerd", self.containerd.stop)
+        step("kill shims", lambda: self._kill_shims(shims))
+        step("unmount", self._unmount)
+        step("remove pod cgroups", self._remove_cgroups)
         if pod_pids():
             problems.append(f"processes left in the pods' cgroups: {sorted(pod_pids())}")
         if self.shim_pids():
@@ -372,6 +357,43 @@ class Node:
             # never delete a tree that may still have something mounted in it
             self.stack.keep = True
             raise StackError(f"node teardown incomplete ({self.stack.base} kept): " + "; ".join(problems))
+
+    def _kill_pod_processes(self) -> None:
+        for _ in range(20):
+            pids = pod_pids()
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.25)
+
+    def _kill_shims(self, known: list[int]) -> None:
+        for pid in set(known) | set(self.shim_pids()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for _ in range(20):
+            if not self.shim_pids():
+                return
+            time.sleep(0.25)
+
+    def _unmount(self) -> None:
+        for mp in mounts_under(self.stack.base):
+            p = subprocess.run(["umount", mp], capture_output=True, text=True)
+            if p.returncode != 0:
+                # still busy (a process dying): detach it
+                subprocess.run(["umount", "-l", mp], capture_output=True, text=True)
+
+    def _remove_cgroups(self) -> None:
+        for d in pod_cgroup_dirs():
+            for _ in range(20):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
 
 
 # ---------------------------------------------------------------------------

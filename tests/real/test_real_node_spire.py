@@ -427,7 +427,8 @@ def test_rendered_pod_templates_pass_their_namespace_pod_security(spire_node: Sp
             pod = _template_as_pod(o, probe_ns)
             k.ensure_service_account(probe_ns, pod["spec"]["serviceAccountName"])
             p = k.kubectl("create", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pod), check=False)
-            assert p.returncode == 0 and "Warning" not in p.stderr, (ns, psa, p.stderr)
+            # admitted at the enforced level (a `warn` level may still print warnings)
+            assert p.returncode == 0, (ns, psa, p.stderr)
             checked += 1
         # and the rewritten one is refused at the rendered level: the relaxation is needed
     assert checked == 3  # spire-server StatefulSet, spire-agent and spiffe-csi-driver DaemonSets
