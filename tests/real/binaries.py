@@ -34,7 +34,8 @@ from pathlib import Path
 
 # ---------------------------------------------------------------------------
 # Pinned versions.  Each must be served by the Go module proxy and build with
-# the machine's Go (1.26 at the time of writing; all of these declare go <= 1.25).
+# the machine's Go (1.26.8 at the time of writing; spire-controller-manager v0.7.0
+# declares go 1.26.5, the others go <= 1.25).
 # ---------------------------------------------------------------------------
 
 SPIRE_VERSION = "v1.13.3"
@@ -42,7 +43,8 @@ SPIRE_VERSION = "v1.13.3"
 # 430567c (after v0.6.6).  v0.6.5 and v0.6.6 are not served by the module proxy
 # reachable from these machines (HTTP 403); v0.6.4 is the newest v0.6.x that is,
 # and its CRDs carry the same ClusterSPIFFEID fields the project emits.
-SPIRE_CONTROLLER_MANAGER_VERSION = "v0.6.4"
+# v0.7.0 is served (and adds filterByClassName); it declares go 1.26.5.
+SPIRE_CONTROLLER_MANAGER_VERSION = "v0.7.0"
 # v1.33.x would be within kubectl 1.32's +/-1 minor skew, but the module proxy
 # reachable from these machines refuses some of its staging modules
 # (k8s.io/kube-aggregator@v0.33.9, k8s.io/endpointslice@v0.33.9: 403;
@@ -63,10 +65,10 @@ VERSIONS = {
 
 GO_HELP = (
     "Go is required to build the real SPIRE/Kubernetes binaries for the `real` "
-    "test tier, and `go` was not found on PATH.  Install Go >= 1.25 from "
-    "https://go.dev/dl/ (e.g. `curl -fsSL https://go.dev/dl/go1.26.0.linux-amd64.tar.gz "
+    "test tier, and `go` was not found on PATH.  Install Go >= 1.26.5 from "
+    "https://go.dev/dl/ (e.g. `curl -fsSL https://go.dev/dl/go1.26.8.linux-amd64.tar.gz "
     "| tar -C /usr/local -xz && export PATH=/usr/local/go/bin:$PATH`) or with your "
-    "distribution's package (`apt-get install golang-go` only if it is >= 1.25), "
+    "distribution's package (`apt-get install golang-go` only if it is >= 1.26.5), "
     "make sure `go env GOPROXY` reaches https://proxy.golang.org, and that a C "
     "compiler (gcc) is installed: spire's sqlite3 datastore needs CGO_ENABLED=1."
 )
