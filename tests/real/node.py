@@ -196,6 +196,9 @@ class Node:
         self.stack, self.kube, self.name = stack, kube, name
         bins = {n: binaries.ensure(n) for n in
                 ("kube-controller-manager", "kube-scheduler", "kubelet", "pause")}
+        if os.geteuid() != 0:
+            raise StackError("the node tier runs containerd and a kubelet, which need root "
+                             "(cgroups, mounts, namespaces): run the tests as root")
         for tool in ("containerd", "ctr", "runc", "containerd-shim-runc-v2"):
             if not shutil.which(tool):
                 raise StackError(f"{tool} is not on PATH: install Debian's `containerd` and `runc` "
