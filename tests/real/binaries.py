@@ -34,7 +34,8 @@ from pathlib import Path
 
 # ---------------------------------------------------------------------------
 # Pinned versions.  Each must be served by the Go module proxy and build with
-# the machine's Go (1.26 at the time of writing; all of these declare go <= 1.25).
+# the machine's Go (1.26.8 at the time of writing; spire-controller-manager v0.7.0
+# declares go 1.26.5, the others go <= 1.25).
 # ---------------------------------------------------------------------------
 
 SPIRE_VERSION = "v1.13.3"
@@ -42,7 +43,8 @@ SPIRE_VERSION = "v1.13.3"
 # 430567c (after v0.6.6).  v0.6.5 and v0.6.6 are not served by the module proxy
 # reachable from these machines (HTTP 403); v0.6.4 is the newest v0.6.x that is,
 # and its CRDs carry the same ClusterSPIFFEID fields the project emits.
-SPIRE_CONTROLLER_MANAGER_VERSION = "v0.6.4"
+# v0.7.0 is served (and adds filterByClassName); it declares go 1.26.5.
+SPIRE_CONTROLLER_MANAGER_VERSION = "v0.7.0"
 # v1.33.x would be within kubectl 1.32's +/-1 minor skew, but the module proxy
 # reachable from these machines refuses some of its staging modules
 # (k8s.io/kube-aggregator@v0.33.9, k8s.io/endpointslice@v0.33.9: 403;
@@ -66,10 +68,10 @@ VERSIONS = {
 
 GO_HELP = (
     "Go is required to build the real SPIRE/Kubernetes binaries for the `real` "
-    "test tier, and `go` was not found on PATH.  Install Go >= 1.25 from "
-    "https://go.dev/dl/ (e.g. `curl -fsSL https://go.dev/dl/go1.26.0.linux-amd64.tar.gz "
+    "test tier, and `go` was not found on PATH.  Install Go >= 1.26.5 from "
+    "https://go.dev/dl/ (e.g. `curl -fsSL https://go.dev/dl/go1.26.8.linux-amd64.tar.gz "
     "| tar -C /usr/local -xz && export PATH=/usr/local/go/bin:$PATH`) or with your "
-    "distribution's package (`apt-get install golang-go` only if it is >= 1.25), "
+    "distribution's package (`apt-get install golang-go` only if it is >= 1.26.5), "
     "make sure `go env GOPROXY` reaches https://proxy.golang.org, and that a C "
     "compiler (gcc) is installed: spire's sqlite3 datastore needs CGO_ENABLED=1."
 )
@@ -213,6 +215,10 @@ def _build_etcd(out: Path) -> None:
 
 
 def _build_kube_apiserver(out: Path) -> None:
+    _build_kubernetes_cmd("kube-apiserver", out)
+
+
+def _build_kubernetes_cmd(cmd: str, out: Path) -> None:
     # k8s.io/kubernetes replaces every k8s.io/* staging module with
     # ./staging/src/k8s.io/<name> and requires them at v0.0.0, so neither
     # `go install` nor a plain `require` works.  The known way: a throw-away
@@ -237,7 +243,7 @@ def _build_kube_apiserver(out: Path) -> None:
         requires = {"k8s.io/kubernetes": KUBERNETES_VERSION}
         _wrapper_module(tmp, requires, replaces)
         _seed_go_sum(tmp, ["k8s.io/kubernetes"])
-        _run([go, "build", f"-ldflags={LDFLAGS}", "-o", str(out), "k8s.io/kubernetes/cmd/kube-apiserver"],
+        _run([go, "build", f"-ldflags={LDFLAGS}", "-o", str(out), f"k8s.io/kubernetes/cmd/{cmd}"],
              cwd=tmp, CGO_ENABLED="0")
 
 
@@ -255,6 +261,87 @@ BUILDERS = {
     "kube-apiserver": _build_kube_apiserver,
     "kube-score": _build_kube_score,
 }
+
+# ---------------------------------------------------------------------------
+# The node tier (tests/real/node*.py): the rest of a single-node cluster, from
+# the same k8s.io/kubernetes release and wrapper as kube-apiserver (the Go
+# build cache of that build makes these much cheaper).  containerd and runc
+# come from Debian's packages (.ci/run).
+# ---------------------------------------------------------------------------
+
+NODE_COMMANDS = ("kube-controller-manager", "kube-scheduler", "kubelet")
+for _cmd in NODE_COMMANDS:
+    VERSIONS[_cmd] = KUBERNETES_VERSION
+    BUILDERS[_cmd] = (lambda c: lambda out: _build_kubernetes_cmd(c, out))(_cmd)
+
+
+def _local_source_version(name: str) -> str:
+    """Programs of this repository (tests/real/gosrc/<name>): versioned by content."""
+    import hashlib
+    h = hashlib.sha256()
+    for f in sorted((Path(__file__).parent / "gosrc" / name).rglob("*")):
+        if f.is_file():
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return "local-" + h.hexdigest()[:12]
+
+
+def _build_local(name: str, out: Path) -> None:
+    # static (CGO off): the image holds this one file and nothing else
+    src = Path(__file__).parent / "gosrc" / name
+    with tempfile.TemporaryDirectory(prefix="spiffe-kpt-build-") as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        if not Path(tmp, "go.mod").exists():
+            _wrapper_module(tmp, {}, {})
+        _run([_go(), "build", f"-ldflags={LDFLAGS}", "-o", str(out), "."], cwd=tmp, CGO_ENABLED="0")
+
+
+# pause: the pod sandbox (no registry serves registry.k8s.io/pause here)
+VERSIONS["pause"] = _local_source_version("pause")
+BUILDERS["pause"] = lambda out: _build_local("pause", out)
+# svid-workload: the workload image (go-spiffe, pinned by its go.mod/go.sum)
+VERSIONS["svid-workload"] = _local_source_version("svid-workload")
+BUILDERS["svid-workload"] = lambda out: _build_local("svid-workload", out)
+# csi-registrar: registers the SPIFFE CSI driver with the kubelet.  The proxy
+# here serves no version of github.com/kubernetes-csi/node-driver-registrar
+# (v2.13.0, v2.12.0, v1.3.0, +incompatible, @latest: all 403), so this is a
+# small program of this repository on k8s.io/kubelet's pluginregistration/v1
+# API, taking the same flags as the rendered package passes to that image.
+VERSIONS["csi-registrar"] = _local_source_version("csi-registrar")
+BUILDERS["csi-registrar"] = lambda out: _build_local("csi-registrar", out)
+
+# The SPIFFE CSI driver.  The proxy serves v0.2.6 (the rendered package names
+# image 0.2.7, whose module version the proxy refuses: 403), but the checksum
+# database answers 404 for it, so sum.golang.org cannot vouch for it: its two
+# checksums are pinned here instead (as the proxy served them on 2026-11-29)
+# and the go command verifies the download against them (GONOSUMDB only skips
+# the database lookup, not go.sum).
+SPIFFE_CSI_VERSION = "v0.2.6"
+SPIFFE_CSI_SUMS = (
+    "github.com/spiffe/spiffe-csi v0.2.6 h1:8uHSGzE3l4BAZlPx2ge0XUlVFkyovFaSomJHcsGais4=\n"
+    "github.com/spiffe/spiffe-csi v0.2.6/go.mod h1:E3Vx+wcIoJ5enb3J5SLOV0DRFdCT2kHITbEB4qJJHMs=\n"
+)
+
+
+def _build_spiffe_csi(out: Path) -> None:
+    module = "github.com/spiffe/spiffe-csi"
+    with tempfile.TemporaryDirectory(prefix="spiffe-kpt-build-") as tmp:
+        _wrapper_module(tmp, {module: SPIFFE_CSI_VERSION}, {})
+        Path(tmp, "go.sum").write_text(SPIFFE_CSI_SUMS)
+        # the module's own go.sum (inside the zip just verified) for its dependencies
+        upstream = _module_dir_nosumdb(tmp, module, SPIFFE_CSI_VERSION) / "go.sum"
+        Path(tmp, "go.sum").write_text(SPIFFE_CSI_SUMS + upstream.read_text())
+        _run([_go(), "build", f"-ldflags={LDFLAGS}", "-o", str(out), f"{module}/cmd/spiffe-csi-driver"],
+             cwd=tmp, CGO_ENABLED="0", GONOSUMDB=module)
+
+
+def _module_dir_nosumdb(tmp: str, module: str, version: str) -> Path:
+    import json
+    out = _run([_go(), "mod", "download", "-json", f"{module}@{version}"], cwd=tmp, GONOSUMDB=module)
+    return Path(json.loads(out[out.index("{"):])["Dir"])
+
+
+VERSIONS["spiffe-csi-driver"] = SPIFFE_CSI_VERSION
+BUILDERS["spiffe-csi-driver"] = _build_spiffe_csi
 
 
 @contextlib.contextmanager

@@ -108,3 +108,24 @@ def install_upstream_crds(k: Kube) -> Kube:
 def kube(kube_binaries, session_stack) -> Kube:
     """etcd + kube-apiserver on loopback with the upstream spire.spiffe.io and Istio CRDs installed."""
     return install_upstream_crds(session_stack.kube())
+
+
+# ---------------------------------------------------------------------------
+# node tier: a real single-node cluster (tests/real/node.py)
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def node_binaries() -> dict[str, Path]:
+    return _ensure_or_fail(["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                            "kubelet", "pause"])
+
+
+@pytest.fixture(scope="session")
+def node_cluster(node_binaries):
+    """etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd and a
+    kubelet (node ``node-1``), in a stack of their own; torn down at the end of the session
+    (pods killed, shims stopped, mounts and pod cgroups removed, or the teardown fails)."""
+    from .node import Node, apiserver_args
+    with Stack() as st:
+        k = st.kube(extra_args=apiserver_args())
+        yield Node(st, k)

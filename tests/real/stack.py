@@ -223,7 +223,11 @@ def issue(ca: KeyPair, cn: str, *, orgs: tuple[str, ...] = (), dns: tuple[str, .
 class Kube:
     """etcd + kube-apiserver on loopback; an admin kubeconfig (system:masters)."""
 
-    def __init__(self, stack: "Stack"):
+    def __init__(self, stack: "Stack", extra_args: tuple[str, ...] = ()):
+        """``extra_args`` are appended to kube-apiserver's command line (the node
+        tier adds the Node authorizer and the kubelet client settings); ``{dir}`` in
+        them is this apiserver's directory (admin.crt/admin.key: the admin client
+        certificate)."""
         self.stack = stack
         self.dir = stack.subdir("kube")
         etcd_bin = binaries.ensure("etcd")
@@ -245,6 +249,7 @@ class Kube:
 
         # --- PKI
         ca = make_ca("spiffe-kpt-test-kube-ca")
+        self.ca = ca  # the node tier issues the kubelet's client certificate with it
         self.ca_path, _ = ca.write(self.dir, "ca")
         serving = issue(ca, "kube-apiserver", server=True, ips=(LOOPBACK, "10.96.0.1"),
                         dns=("localhost", "kubernetes", "kubernetes.default",
@@ -253,7 +258,7 @@ class Kube:
         admin = issue(ca, "spiffe-kpt-test-admin", orgs=("system:masters",), client=True)
         self.admin_crt, self.admin_key = admin.write(self.dir, "admin")
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        sa_key_path = self.dir / "sa.key"
+        sa_key_path = self.sa_key_path = self.dir / "sa.key"
         sa_key_path.write_bytes(sa_key.private_bytes(serialization.Encoding.PEM,
                                                      serialization.PrivateFormat.PKCS8,
                                                      serialization.NoEncryption()))
@@ -264,6 +269,12 @@ class Kube:
         # --- kube-apiserver
         port = free_port()
         self.server = f"https://{LOOPBACK}:{port}"
+        extra = [a.replace("{dir}", str(self.dir)) for a in extra_args]
+        # a flag in extra_args replaces the default one (list flags would append)
+        overridden = {a.split("=", 1)[0] for a in extra}
+
+        def default(flag: str) -> list[str]:
+            return [] if flag.split("=", 1)[0] in overridden else [flag]
         self.apiserver = stack.spawn("kube-apiserver", [
             apiserver_bin,
             f"--etcd-servers={self.etcd_url}",
@@ -271,7 +282,7 @@ class Kube:
             f"--cert-dir={self.dir / 'certs'}",
             f"--tls-cert-file={srv_crt}", f"--tls-private-key-file={srv_key}",
             f"--client-ca-file={self.ca_path}",
-            "--authorization-mode=RBAC",
+            *default("--authorization-mode=RBAC"),
             f"--service-account-key-file={sa_pub_path}",
             f"--service-account-signing-key-file={sa_key_path}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -282,6 +293,7 @@ class Kube:
             "--enable-priority-and-fairness=false",
             "--allow-privileged=true",
             "--profiling=false",
+            *extra,
         ])
         self.kubeconfig = self.dir / "admin.kubeconfig"
         self.kubeconfig.write_text(yaml.safe_dump({
@@ -742,6 +754,9 @@ class Stack(contextlib.AbstractContextManager):
         self.base = Path(tempfile.mkdtemp(prefix="skpt-", dir=base or "/tmp"))
         self.keep = keep or bool(os.environ.get("SPIFFE_KPT_KEEP_STACK"))
         self.procs: list[Proc] = []
+        # run (last registered first) before any process is stopped: the node
+        # tier stops its pods and unmounts what the kubelet mounted here
+        self.cleanups: list[Callable[[], None]] = []
         self._n = 0
 
     def subdir(self, name: str) -> Path:
@@ -759,8 +774,8 @@ class Stack(contextlib.AbstractContextManager):
         return "\n".join(p.log_tail(n) for p in self.procs)
 
     # component constructors
-    def kube(self) -> Kube:
-        return Kube(self)
+    def kube(self, **kw) -> Kube:
+        return Kube(self, **kw)
 
     def spire_server(self, conf_text: str | None = None, **kw) -> SpireServer:
         return SpireServer(self, conf_text, **kw)
@@ -775,6 +790,11 @@ class Stack(contextlib.AbstractContextManager):
     def close(self) -> None:
         # reverse start order: dependants before what they depend on
         errors = []
+        while self.cleanups:
+            try:
+                self.cleanups.pop()()
+            except Exception as e:  # noqa: BLE001 - stop the processes anyway
+                errors.append(f"cleanup: {e}")
         for p in reversed(self.procs):
             try:
                 p.stop()
