@@ -105,7 +105,7 @@ def test_nesting_up_to_yaml_v3s_limit_round_trips(make) -> None:
 def test_nesting_past_the_limit_is_one_error_with_its_line(make, depth: int) -> None:
     # 300,000 levels overflowed libyaml's C stack (a segfault, exit 139) before the check.
     message = _one_error(make(depth))
-    assert "nested deeper than 10,000 levels" in message and "at line 7" in message or "at line 8" in message
+    assert "nested deeper than 10,000 levels" in message and ("at line 7" in message or "at line 8" in message)
 
 
 def test_aliases_cannot_nest_past_the_limit() -> None:
