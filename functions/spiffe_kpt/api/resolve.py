@@ -286,7 +286,27 @@ def _find_workload(wi: dict[str, Any], ref: ResourceRef, index: dict, results: l
                              "package (namespaces " + ", ".join(repr(wl.namespace(o)) for o in found) +
                              "); set spec.namespace to pick one", ref, "spec.namespace"))
         return None
-    return found[0]
+    wrong = wl.pod_template_type_errors(found[0])
+    for path, expected, value in wrong:
+        results.append(error(f"{kind} {name}: {path} must be {expected}, not {_type_name(value)} (the "
+                             f"Kubernetes type of the field; WorkloadIdentity {ref.name} reads it)",
+                             resource_ref(found[0]), path))
+    return None if wrong else found[0]
+
+
+def _at(obj: Any, path: str) -> Any:
+    """The value at a path such as 'status.conditions[2]' (for messages)."""
+    for part in path.replace("[", ".[").split("."):
+        obj = obj[int(part[1:-1])] if part.startswith("[") else obj.get(part)
+    return obj
+
+
+def _type_name(value: Any) -> str:
+    for kind, text in ((bool, "a boolean"), (dict, "a mapping"), (list, "a list"), (str, "a string"),
+                       (int, "an integer"), (float, "a number")):
+        if isinstance(value, kind):
+            return text
+    return type(value).__name__
 
 
 def _resolve_identity(wi: dict[str, Any], ctx: Context, index: dict, results: list[Result]) -> Identity | None:
@@ -418,6 +438,11 @@ def _resolve_identity(wi: dict[str, Any], ctx: Context, index: dict, results: li
 def resolve(rl: ResourceList) -> Resolution:
     # A misspelled kind or group would make an input vanish from every step below.
     results: list[Result] = check_kinds(rl.items)
+    kf = rl.kptfile()
+    for path, expected in kf.type_errors() if kf is not None else ():
+        # The specializer and registration write conditions and readiness gates there.
+        results.append(error(f"Kptfile {resource_ref(kf.obj).name}: {path} must be {expected}, not "
+                             f"{_type_name(_at(kf.obj, path))} (kpt's Kptfile schema)", resource_ref(kf.obj), path))
     ctx = resolve_context(rl, results)
     wis = [o for o in rl.items if o.get("apiVersion") == API_VERSION and o.get("kind") == WORKLOAD_IDENTITY]
     index = _workload_index(rl)

@@ -77,3 +77,68 @@ def namespace(obj: dict[str, Any]) -> str:
 def name(obj: dict[str, Any]) -> str:
     meta = obj.get("metadata")
     return str(meta.get("name") or "") if isinstance(meta, dict) else ""
+
+
+# What the functions read from a pod template, and the type Kubernetes gives each field
+# (core/v1 PodTemplateSpec). Checked once, where an identity's workload is found
+# (api/resolve.py), so the code that reads these fields may trust their types.
+_CONTAINER_LISTS = ("containers", "initContainers")
+_CONTAINER_FIELDS = {"name": str, "ports": list, "volumeMounts": list, "env": list}
+_PORT_FIELDS = {"containerPort": int, "protocol": str, "name": str}
+_TYPE_NAMES = {dict: "a mapping", list: "a list", str: "a string", int: "an integer"}
+
+
+def _wrong(value: Any, expected: type) -> bool:
+    if value is None:
+        return False  # absent, or written as null: Kubernetes reads that as unset
+    if expected is int:
+        return not isinstance(value, int) or isinstance(value, bool)
+    return not isinstance(value, expected)
+
+
+def pod_template_type_errors(obj: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(field path, expected type, value) for every field of the workload's pod template that the
+    functions read and that does not have its Kubernetes type: a pod template, its metadata,
+    labels and spec that are not mappings, containers, ports or volumes that are not lists of
+    mappings, a containerPort that is not an integer..."""
+    out: list[tuple[str, str, Any]] = []
+    prefix = field_prefix(obj["kind"])
+    at = (prefix + ".") if prefix else ""
+    tpl = _get(obj, pod_template_path(obj["kind"])) if prefix else obj
+
+    def check(path: str, value: Any, expected: type) -> bool:
+        if _wrong(value, expected):
+            out.append((path, _TYPE_NAMES[expected], value))
+            return False
+        return value is not None
+
+    if not check(prefix or "(the object)", tpl, dict):
+        return out
+    meta = tpl.get("metadata")
+    if check(f"{at}metadata", meta, dict):
+        check(f"{at}metadata.labels", meta.get("labels"), dict)
+        check(f"{at}metadata.annotations", meta.get("annotations"), dict)
+    spec = tpl.get("spec")
+    if not check(f"{at}spec", spec, dict):
+        return out
+    check(f"{at}spec.serviceAccountName", spec.get("serviceAccountName"), str)
+    volumes = spec.get("volumes")
+    if check(f"{at}spec.volumes", volumes, list):
+        for i, v in enumerate(volumes):
+            check(f"{at}spec.volumes[{i}]", v, dict)
+    for key in _CONTAINER_LISTS:
+        containers = spec.get(key)
+        if not check(f"{at}spec.{key}", containers, list):
+            continue
+        for i, c in enumerate(containers):
+            cpath = f"{at}spec.{key}[{i}]"
+            if not check(cpath, c, dict):
+                continue
+            for field, expected in _CONTAINER_FIELDS.items():
+                if check(f"{cpath}.{field}", c.get(field), expected) and expected is list:
+                    for j, entry in enumerate(c[field]):
+                        epath = f"{cpath}.{field}[{j}]"
+                        if check(epath, entry, dict) and field == "ports":
+                            for pfield, ptype in _PORT_FIELDS.items():
+                                check(f"{epath}.{pfield}", entry.get(pfield), ptype)
+    return out

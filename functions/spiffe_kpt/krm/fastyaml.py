@@ -249,8 +249,8 @@ def make_ryml_loader(plain_scalar: Callable[[str], Any], styled_type: type, flow
     0644 cannot be told from x or 644, so they cannot keep our round trip byte-exact).
     ``plain_scalar(text)`` resolves an unquoted scalar exactly as the PyYAML loader does.
     Non-empty flow collections become ``flow_list`` / ``flow_dict`` (rapidyaml flags their
-    container style). Anchors, aliases, tags, several documents and parse errors raise
-    ``Unsupported``: the caller then parses with PyYAML (which reports errors with their line
+    container style). Anchors, aliases, tags, several documents, bytes that are not UTF-8 and
+    parse errors raise ``Unsupported``: the caller then parses with PyYAML (which reports errors with their line
     and column)."""
     try:
         import ryml  # ~15 ms to import: only worth it for large inputs (see yamlio.load)
@@ -336,6 +336,10 @@ def make_ryml_loader(plain_scalar: Callable[[str], Any], styled_type: type, flow
             root, flags = docs[0], typ(docs[0])
         if not flags & container and flags & DOC and not flags & ryml.VAL:
             return None  # an empty document
-        return walk(root, flags)
+        try:
+            return walk(root, flags)
+        except UnicodeDecodeError:
+            # rapidyaml does not check the encoding; libyaml reports the bad byte with its line.
+            raise Unsupported("not UTF-8") from None
 
     return load

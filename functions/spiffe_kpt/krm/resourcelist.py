@@ -93,6 +93,15 @@ class ResourceList:
             if not isinstance(item, dict) or not item.get("apiVersion") or not item.get("kind"):
                 raise InputError(f"ResourceList.items[{i}] is not a resource: every item needs "
                                  "apiVersion and kind")
+            # Every function reads these (and metadata) of every item: their types are checked here once.
+            for key in ("apiVersion", "kind"):
+                if not isinstance(item[key], str):
+                    raise InputError(f"ResourceList.items[{i}].{key} must be a string, not "
+                                     f"{type(item[key]).__name__} {item[key]!r:.60}")
+            meta = item.get("metadata")
+            if meta is not None and not isinstance(meta, dict):
+                raise InputError(f"ResourceList.items[{i}].metadata must be a mapping, not "
+                                 f"{type(meta).__name__} {meta!r:.60}")
         fc = doc.get("functionConfig")
         if fc is not None and not isinstance(fc, dict):
             raise InputError("ResourceList.functionConfig must be a mapping")
@@ -178,6 +187,28 @@ class KptfileView:
         self._cond_pos: dict[Any, int] = {}
         self._gate_list: list | None = None
         self._gate_types: set[Any] = set()
+
+    def type_errors(self) -> list[tuple[str, str]]:
+        """(field path, expected type) for each section this view edits that does not have the type
+        kpt's Kptfile schema gives it (kpt itself refuses such a Kptfile). A function checks this
+        before editing, so the methods below may trust the types."""
+        out: list[tuple[str, str]] = []
+        for section, key in (("info", "readinessGates"), ("status", "conditions")):
+            value = self.obj.get(section)
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                out.append((section, "a mapping"))
+                continue
+            entries = value.get(key)
+            if entries is None:
+                continue
+            if not isinstance(entries, list):
+                out.append((f"{section}.{key}", "a list"))
+                continue
+            out.extend((f"{section}.{key}[{i}]", "a mapping") for i, e in enumerate(entries)
+                       if not isinstance(e, dict))
+        return out
 
     @property
     def conditions(self) -> list[dict[str, Any]]:

@@ -33,7 +33,9 @@ def process(text: str | bytes, fn: Function, name: str) -> tuple[str, int]:
     try:
         rl = ResourceList.from_object(doc)
     except InputError as exc:
-        return _failure(f"{name}: {exc}")
+        # The items go back as they came (kpt deletes what a function's output leaves out).
+        items = doc.get("items") if isinstance(doc, dict) else None
+        return _failure(f"{name}: {exc}", items if isinstance(items, list) else [])
 
     try:
         fn(rl)
@@ -54,8 +56,8 @@ def process(text: str | bytes, fn: Function, name: str) -> tuple[str, int]:
     return yamlio.dump(rl.to_object()), 1 if failed else 0
 
 
-def _failure(message: str) -> tuple[str, int]:
-    rl = ResourceList(items=[], results=[Result(message, Severity.ERROR)])
+def _failure(message: str, items: list | None = None) -> tuple[str, int]:
+    rl = ResourceList(items=items or [], results=[Result(message, Severity.ERROR)])
     return yamlio.dump(rl.to_object()), 1
 
 

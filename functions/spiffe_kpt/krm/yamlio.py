@@ -15,6 +15,7 @@ which only ever adds quotes, so the output reads the same in both YAML versions.
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import yaml
@@ -121,6 +122,29 @@ def _construct_float(loader: Loader, node: yaml.ScalarNode) -> float:
     return _float_from_text(loader.construct_scalar(node))
 
 
+def _checked(construct: Any, what: str) -> Any:
+    """A scalar constructor whose failures on a value that does not fit the tag (an explicit
+    ``!!int "abc"``, ``!!bool maybe``, ``!!timestamp 2024-13-45``, an integer of more than
+    4,300 digits) are YAML errors with the node's line, not a ValueError/KeyError traceback.
+    Only explicitly tagged or absurd scalars get here: the implicit resolvers admit only
+    spellings these constructors read."""
+
+    def checked(loader: Loader, node: yaml.Node) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the tag {node.tag} needs a scalar, but found a {node.id}", node.start_mark)
+        try:
+            return construct(loader, node)
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as exc:
+            value = str(node.value)
+            shown = value if len(value) <= 40 else value[:40] + "..."
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{shown!r} is not {what} (tag {node.tag}, {type(exc).__name__})",
+                node.start_mark) from None
+
+    return checked
+
+
 class StyledStr(str):
     """A string that remembers it was quoted or a literal block, so it is written back the same
     way: kpt restores comments and field order but not scalar styles, and a render must not
@@ -166,8 +190,17 @@ class FlowDict(dict):
     __slots__ = ()
 
 
+def _expect(node: yaml.Node, kind: type, what: str) -> None:
+    # An explicit !!seq / !!map on the wrong kind of node (or a !!merge value that is neither):
+    # a YAML error with the line, where PyYAML's constructors raised an AttributeError.
+    if not isinstance(node, kind):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"the tag {node.tag} needs a {what}, but found a {node.id}", node.start_mark)
+
+
 def _construct_seq(loader: Loader, node: yaml.SequenceNode) -> Any:
     # SafeConstructor.construct_yaml_seq, keeping the flow style.
+    _expect(node, yaml.SequenceNode, "sequence")
     data: list = FlowList() if node.flow_style and node.value else []
     yield data
     data.extend(loader.construct_sequence(node))
@@ -175,6 +208,7 @@ def _construct_seq(loader: Loader, node: yaml.SequenceNode) -> Any:
 
 def _construct_map(loader: Loader, node: yaml.MappingNode) -> Any:
     # SafeConstructor.construct_yaml_map, keeping the flow style.
+    _expect(node, yaml.MappingNode, "mapping")
     data: dict = FlowDict() if node.flow_style and node.value else {}
     yield data
     data.update(loader.construct_mapping(node))
@@ -183,8 +217,13 @@ def _construct_map(loader: Loader, node: yaml.MappingNode) -> Any:
 Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+Loader.add_constructor("tag:yaml.org,2002:int", _checked(_construct_int, "an integer"))
+Loader.add_constructor("tag:yaml.org,2002:float", _checked(_construct_float, "a number"))
+Loader.add_constructor("tag:yaml.org,2002:bool", _checked(yaml.SafeLoader.construct_yaml_bool, "a boolean"))
+Loader.add_constructor("tag:yaml.org,2002:null", _checked(yaml.SafeLoader.construct_yaml_null, "null"))
+Loader.add_constructor("tag:yaml.org,2002:timestamp",
+                       _checked(yaml.SafeLoader.construct_yaml_timestamp, "a timestamp"))
+Loader.add_constructor("tag:yaml.org,2002:binary", _checked(yaml.SafeLoader.construct_yaml_binary, "base64"))
 
 
 class Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
@@ -296,9 +335,13 @@ def _build(loader: Loader, node: yaml.Node) -> Any:
         return out
     if node.tag != _SEQ:
         raise _Fallback(node.tag)
-    if node.flow_style and node.value:
-        return FlowList([_build(loader, v) for v in node.value])
-    return [_build(loader, v) for v in node.value]
+    # A loop, not a comprehension: on Python 3.11 a comprehension is one more frame per level,
+    # and load's depth limit counts one frame per level.
+    items: list = FlowList() if node.flow_style and node.value else []
+    append = items.append
+    for v in node.value:
+        append(_build(loader, v))
+    return items
 
 
 def _plain_scalar(text: str) -> Any:
@@ -330,16 +373,71 @@ def _load_ryml(data: bytes) -> Any:
     return _ryml_load(data)
 
 
+# Limits of kpt's own parser, Go's yaml.v3, so that what kpt reads we read, and what it refuses
+# we refuse (scannerc.go: max_flow_level and max_indents, 10,000 each; decode.go: the alias ratio
+# below). Without them a few hundred bytes of aliases ("billion laughs") expanded to gigabytes,
+# and nesting past Python's recursion limit raised RecursionError (past ~20,000 levels libyaml's
+# composer overflows the C stack: a segfault).
+MAX_DEPTH = 10_000
+_ALIAS_RATIO_LOW, _ALIAS_RATIO_HIGH = 400_000, 4_000_000
+# Python frames per nesting level, generously: _build and fastyaml's emitter take one or two,
+# PyYAML's constructors and representers three or four.
+_FRAMES_PER_LEVEL = 5
+# A line starting with this many indentation or compact-indicator characters ("- - - x", "? ")
+# may hold a block node nested about twice as deep; below it, nesting is bounded cheaply.
+_RUN = MAX_DEPTH // 4
+# (Two patterns, not one with "(?:^|\n)": a leading literal lets re skip from line to line fast.)
+_DEEP_START = re.compile(r"[ \t?:-]{%d}" % _RUN)
+_DEEP_LINE = re.compile(r"\n[ \t?:-]{%d}" % _RUN)
+_DEEP_START_B = re.compile(rb"[ \t?:-]{%d}" % _RUN)
+_DEEP_LINE_B = re.compile(rb"\n[ \t?:-]{%d}" % _RUN)
+_ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},]")
+_ANCHOR_B = re.compile(rb"(?:^|[\s\[{,])&[^\s\[\]{},]")
+
+
+class LimitError(yaml.constructor.ConstructorError):
+    """The document is nested too deeply or expands too many aliases (kpt's parser refuses it too)."""
+
+    def __init__(self, problem: str, mark: Any = None) -> None:
+        super().__init__(None, None, problem, mark)
+
+
+def _too_deep(mark: Any = None) -> LimitError:
+    return LimitError(f"the document is nested deeper than {MAX_DEPTH:,} levels, the limit of kpt's "
+                      "YAML parser (Go yaml.v3); no Kubernetes resource nests this deep", mark)
+
+
+def _stack_depth() -> int:
+    frame, depth = sys._getframe(1), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+def _recursion_limit(levels: int) -> int:
+    """Raise the recursion limit so ``levels`` more frames fit; return the old limit to restore.
+    Only yamlio's own recursions run under it: the functions keep Python's default."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, _stack_depth() + levels + 50))
+    return old
+
+
 def load(text: str | bytes) -> Any:
     """Parse one YAML document. Large inputs go through rapidyaml when it is installed; the
     rest, and anything rapidyaml's path does not handle, through libyaml: it composes the nodes
     in C and ``_build`` makes the data. What ``_build`` does not handle (tags it does not know,
-    unhashable keys, recursive anchors) is constructed by PyYAML's own constructors."""
-    if len(text) >= RYML_MIN_BYTES:
+    unhashable keys) is constructed by PyYAML's own constructors. A document nested deeper than
+    ``MAX_DEPTH``, with recursive aliases or with excessive aliasing raises ``LimitError``
+    (a ``YAMLError``), as kpt's parser refuses it."""
+    if len(text) >= RYML_MIN_BYTES and _nesting_bounded(text):
+        # (a document that might nest too deep goes to libyaml's path, which counts exactly)
+        old = _recursion_limit(MAX_DEPTH + 10)
         try:
             return _load_ryml(text.encode() if isinstance(text, str) else text)
         except _fast.Unsupported:
             pass
+        finally:
+            sys.setrecursionlimit(old)
     return load_libyaml(text)
 
 
@@ -347,17 +445,123 @@ def load_libyaml(text: str | bytes) -> Any:
     """``load`` without rapidyaml: libyaml nodes, ``_build``, PyYAML constructors as fallback."""
     if type(text) is not str and isinstance(text, str):
         text = str(text)  # a StyledStr (e.g. a ConfigMap's block value): libyaml takes exact str only
+    _check_depth_before_composing(text)
     loader = Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
+        if ("&" in text if isinstance(text, str) else b"&" in text) and \
+                (_ANCHOR if isinstance(text, str) else _ANCHOR_B).search(text):
+            _check_aliases(node)
+        # _build recurses once per level: with the limit at MAX_DEPTH levels from here, a
+        # RecursionError means the data (aliases expanded) nests deeper than kpt's parser allows.
+        old = _recursion_limit(MAX_DEPTH + 10)
         try:
             return _build(loader, node)
-        except (_Fallback, TypeError, RecursionError):
-            return loader.construct_document(node)
+        except RecursionError:
+            raise _too_deep(node.start_mark) from None
+        except (_Fallback, TypeError, ValueError, KeyError):
+            # Tags _build does not know, unhashable keys, and scalars that do not fit an explicit
+            # tag (the checked constructors report those with their line).
+            sys.setrecursionlimit(_stack_depth() + _FRAMES_PER_LEVEL * MAX_DEPTH + 100)
+            try:
+                return loader.construct_document(node)
+            except RecursionError:
+                raise _too_deep(node.start_mark) from None
+        finally:
+            sys.setrecursionlimit(old)
     finally:
         loader.dispose()
+
+
+def _nesting_bounded(text: str | bytes) -> bool:
+    """True when the document cannot nest deeper than MAX_DEPTH: the flow openers plus about
+    twice the longest run of indentation and compact indicators ("- - x", "? ") that starts a
+    line bound its nesting. Two counts and a regex that stops only at line starts: ~2 ms per MB."""
+    if isinstance(text, str):
+        openers = text.count("[") + text.count("{")
+        deep_start, deep_line = _DEEP_START, _DEEP_LINE
+    else:
+        openers = text.count(b"[") + text.count(b"{")
+        deep_start, deep_line = _DEEP_START_B, _DEEP_LINE_B
+    return (openers + 2 * _RUN + 2 <= MAX_DEPTH and not deep_start.match(text)
+            and not deep_line.search(text))
+
+
+def _check_depth_before_composing(text: str | bytes) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH before libyaml composes it: its composer
+    recurses in C. Only when the cheap bound of ``_nesting_bounded`` is over the limit (thousands
+    of flow collections, or a pathological line) are the parser's events counted, which costs
+    about as much as loading."""
+    if _nesting_bounded(text):
+        return
+    parser = Loader(text)
+    try:
+        depth = 0
+        while parser.check_event():
+            event = parser.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _too_deep(event.start_mark)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        parser.dispose()
+
+
+def _allowed_alias_ratio(decoded: int) -> float:
+    # yaml.v3 decode.go allowedAliasRatio: small documents may be 99% alias expansion; from
+    # 400,000 decoded nodes the share falls linearly to 10% at 4,000,000.
+    if decoded <= _ALIAS_RATIO_LOW:
+        return 0.99
+    if decoded >= _ALIAS_RATIO_HIGH:
+        return 0.10
+    return 0.99 - 0.89 * (decoded - _ALIAS_RATIO_LOW) / (_ALIAS_RATIO_HIGH - _ALIAS_RATIO_LOW)
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """yaml.v3's alias rules over libyaml's node graph, where an alias is the anchored node
+    itself, met again: an alias inside its own anchor's value is refused ("contains itself"),
+    and so is a document whose decoding would be mostly alias expansion (more than 100 nodes
+    from aliases, more than 1,000 in all, and more than the allowed share). Walks without
+    recursion, in document order, and stops at the first violation: a bomb costs little."""
+    seen: set[int] = set()
+    on_path: set[int] = set()
+    decoded = aliased = 0
+    stack: list[tuple[yaml.Node, bool, bool]] = [(root, False, False)]
+    while stack:
+        node, in_alias, leaving = stack.pop()
+        nid = id(node)
+        if leaving:
+            on_path.discard(nid)
+            continue
+        if nid in on_path:
+            raise LimitError("an alias refers to the anchored node that contains it (a recursive "
+                             "alias): replace the alias by the data it should stand for", node.start_mark)
+        decoded += 1
+        if nid in seen:
+            in_alias = True
+        else:
+            seen.add(nid)
+        if in_alias:
+            aliased += 1
+            if aliased > 100 and decoded > 1000 and aliased / decoded > _allowed_alias_ratio(decoded):
+                raise LimitError("the document contains excessive aliasing (most of it would be "
+                                 "copies of anchored nodes; kpt's YAML parser refuses it too): write "
+                                 "the data out instead of through aliases", node.start_mark)
+        if isinstance(node, yaml.ScalarNode):
+            continue
+        on_path.add(nid)
+        stack.append((node, in_alias, True))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in reversed(node.value):
+                stack.append((value, in_alias, False))
+                stack.append((key, in_alias, False))
+        else:
+            for item in reversed(node.value):
+                stack.append((item, in_alias, False))
 
 
 # No line folding: a long message (a result listing many names, a big embedded file) folded by
@@ -405,10 +609,15 @@ _fast_dump = _fast.make_emitter(Dumper.yaml_implicit_resolvers, _slow_scalar, St
 def dump(data: Any) -> str:
     """Block-style YAML, byte-identical to ``dump_pyyaml``. The string-building emitter in
     ``fastyaml`` is ~4x faster on a ResourceList; it hands anything unusual back to PyYAML."""
+    # Data as deep as MAX_DEPTH (what load accepts) must be writable: both emitters recurse.
+    old = _recursion_limit(_FRAMES_PER_LEVEL * MAX_DEPTH)
     try:
-        return _fast_dump(data)
-    except _fast.Unsupported:
-        return dump_pyyaml(data)
+        try:
+            return _fast_dump(data)
+        except _fast.Unsupported:
+            return dump_pyyaml(data)
+    finally:
+        sys.setrecursionlimit(old)
 
 
 YAMLError = yaml.YAMLError
