@@ -33,7 +33,7 @@ def test_console_script_prints_every_error_result_on_stderr() -> None:
     errors = [r for r in yamlio.load(proc.stdout)["results"] if r["severity"] == "error"]
     lines = proc.stderr.splitlines()
     assert len(lines) == len(errors) >= 1
-    assert lines[0].startswith("error: IdentityContext identity-context spec.trustDomain: ")
+    assert lines[0].startswith("error: IdentityContext identity-context spec.trustDomain: invalid spec.trustDomain: ")
     assert "use 'smo.telco-operator.net'" in lines[0]
     assert "see the results above" not in proc.stderr
 
@@ -48,12 +48,14 @@ def test_success_writes_nothing_on_stderr() -> None:
 def test_stderr_lines_name_resource_field_and_fix_and_skip_non_errors() -> None:
     text = errors_for_stderr([
         error("bad\n  trust domain; use 'a.b'", CONTEXT, "spec.trustDomain"),
+        error("IdentityContext identity-context: named once", CONTEXT),
         warning("only a warning", CONTEXT),
         Result("no resource at all", Severity.ERROR),
         Result("in a file", Severity.ERROR, file_path="focom.yaml"),
     ])
     assert text.splitlines() == [
         "error: IdentityContext identity-context spec.trustDomain: bad trust domain; use 'a.b'",
+        "error: IdentityContext identity-context: named once",
         "error: no resource at all",
         "error: focom.yaml: in a file",
     ]

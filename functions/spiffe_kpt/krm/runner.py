@@ -98,11 +98,13 @@ def errors_for_stderr(results: list[Result]) -> str:
 
 
 def _stderr_line(r: Result) -> str:
+    # One line per result: a message never spans lines on stderr.
+    message = " ".join(r.message.split())
     where = ""
     if r.resource_ref is not None:
         where = str(r.resource_ref) + (f" {r.field_path}" if r.field_path else "")
+        # Many messages start by naming their resource; the line names it once.
+        message = message.removeprefix(f"{r.resource_ref}: ")
     elif r.file_path:
         where = r.file_path
-    # One line per result: a message never spans lines on stderr.
-    message = " ".join(r.message.split())
     return f"error: {where}: {message}" if where else f"error: {message}"
