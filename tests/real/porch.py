@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography.hazmat.primitives import serialization
 
 from . import binaries
 from .stack import LOOPBACK, Proc, Stack, StackError, issue, make_ca, run, wait_until
@@ -84,7 +85,9 @@ class Porch:
     def __init__(self, stack: Stack, functions_dir: Path, env: dict[str, str] | None = None):
         self.stack = stack
         self.dir = stack.subdir("porch")
-        self.env = dict(env or {})
+        # porch's processes export OpenTelemetry metrics to localhost:4318 by default
+        self.env = {"OTEL_SDK_DISABLED": "true", "OTEL_METRICS_EXPORTER": "none",
+                    "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none", **(env or {})}
         bins = binaries.ensure_all(["etcd", "kube-apiserver", "porch-server", "porch-function-runner",
                                     "porch-controllers"])
         self.ns = NetNS(stack)
@@ -96,8 +99,7 @@ class Porch:
         self.controllers = self._spawn("porch-controllers", [
             bins["porch-controllers"], "--reconcilers=packagevariants,packagevariantsets"],
             env={"KUBECONFIG": str(self.kubeconfig), "ENABLE_PACKAGEVARIANTS": "true",
-                 "ENABLE_PACKAGEVARIANTSETS": "true", "OTEL_TRACES_EXPORTER": "none",
-                 "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"})
+                 "ENABLE_PACKAGEVARIANTSETS": "true"})
         self.git_root = self.dir / "git"
         self.git_root.mkdir()
         self.git = self._spawn("git-daemon", [
@@ -130,12 +132,15 @@ class Porch:
         fpc_crt, fpc_key = issue(fp, "front-proxy-client", client=True).write(d, "front-proxy-client")
         sa = make_ca("sa")  # any key pair signs service-account tokens; none are used here
         _, sa_key = sa.write(d, "sa")
+        sa_pub = d / "sa.pub"
+        sa_pub.write_bytes(sa.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
         self.apiserver = self._spawn("kube-apiserver", [
             apiserver_bin, f"--etcd-servers={etcd_url}", f"--bind-address={LOOPBACK}",
             f"--advertise-address={LOOPBACK}", f"--secure-port={APISERVER_PORT}",
             f"--cert-dir={d / 'certs'}", f"--tls-cert-file={srv_crt}", f"--tls-private-key-file={srv_key}",
             f"--client-ca-file={ca_crt}", "--authorization-mode=RBAC",
-            f"--service-account-key-file={sa_key}", f"--service-account-signing-key-file={sa_key}",
+            f"--service-account-key-file={sa_pub}", f"--service-account-signing-key-file={sa_key}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--service-cluster-ip-range=10.96.0.0/24", "--endpoint-reconciler-type=none",
             "--enable-priority-and-fairness=false", "--profiling=false",
