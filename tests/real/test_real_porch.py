@@ -310,10 +310,11 @@ def test_fleet_fan_out_injection_idempotency_and_upgrade(porch: Porch, tmp_path:
     # the set at it upgrades every variant through porch's upgrade path.
     porch.push_tree("blueprints", {"5g-core/upf": upf_blueprint(tmp_path / "upf-v2", extra_port=True)},
                     tags=["5g-core/upf/v2"])
-    wait_until(lambda: any(pr["spec"].get("revision") == 2 for pr in package_revisions(porch, "blueprints", "5g-core/upf")),
+    wait_until(lambda: any(pr["spec"].get("workspaceName") == "v2" and pr["spec"]["lifecycle"] == "Published"
+                           for pr in package_revisions(porch, "blueprints", "5g-core/upf")),
                120, "porch to see 5g-core/upf v2", interval=2)
     pvs = porch.get("packagevariantsets", pvs["metadata"]["name"])
-    pvs["spec"]["upstream"]["revision"] = 2
+    pvs["spec"]["upstream"]["workspaceName"] = "v2"
     porch.replace(pvs)
     upgraded = wait_variant_files(porch, names, ready=True)
     for c, v in upgraded.items():
@@ -336,7 +337,7 @@ def test_invalid_trust_domain_injected_into_a_variant_fails_with_every_error(por
     porch.apply_objects([{
         "apiVersion": "config.porch.kpt.dev/v1alpha1", "kind": "PackageVariant",
         "metadata": {"name": "upf-edge-bad", "namespace": "default"},
-        "spec": {"upstream": {"repo": "blueprints", "package": "5g-core/upf", "revision": 1},
+        "spec": {"upstream": {"repo": "blueprints", "package": "5g-core/upf", "workspaceName": "v1"},
                  "downstream": {"repo": "deployments", "package": "upf-edge-bad"},
                  "injectors": [{"group": "infra.nephio.org", "kind": "WorkloadCluster", "name": bad},
                                {"group": "workloadidentity.nephio.org", "kind": "IdentityContext", "name": bad}]}}])
