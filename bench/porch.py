@@ -15,7 +15,9 @@ Needs the porch binaries (``python3 -m tests.real.binaries``); runs in a network
 from __future__ import annotations
 
 import json
+import signal
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -94,6 +96,8 @@ def fan_out(p: porchstack.Porch, n: int) -> dict[str, Any]:
 
 
 def measure(sizes: list[int], runs: int) -> dict[str, Any]:
+    # SIGTERM (a CI timeout, kill) must still stop porch's processes: exit through the Stack.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="spiffe-bench-porch-") as tmp_s, Stack() as st:
         tmp = Path(tmp_s)
         t = time.perf_counter()
@@ -104,7 +108,10 @@ def measure(sizes: list[int], runs: int) -> dict[str, Any]:
         p.register_repository("deployments", p.bare_repo("deployments"), deployment=True)
         start_s = time.perf_counter() - t
         one = hydrate_vs_cat(p, tmp, runs)
-        fleet = [fan_out(p, n) for n in sizes]
+        fleet = []
+        for n in sizes:
+            fleet.append(fan_out(p, n))
+            print(f"[bench] porch fan-out {n}: {fleet[-1]['total_s']:.1f} s", file=sys.stderr, flush=True)
         return {"porch": "v1.5.8", "start_s": start_s, "one_package": one, "fan_out": fleet,
                 "peak_rss_kib": p.rss_kib()}
 
