@@ -14,7 +14,11 @@ growth plot to OUT/bench.png when matplotlib is installed: ``pip install -e '.[b
 2. generated packages of N workloads: render time and peak RSS against the floor, growth;
 3. each function's cold start against ``python3 -c 'import yaml'``;
 4. a fleet: the 5G core's UPF package fanned out one variant per edge cluster, each with its
-   own injected cluster context, references checked against the SMF and AMF rendered once.
+   own injected cluster context, references checked against the SMF and AMF rendered once;
+5. porch (full runs, or ``--only porch``; not in ``--quick`` by default, to keep CI cheap): a
+   real porch v1.5.8 renders one package with ``hydrate`` vs a ``cat`` function mapped the same
+   way, and a PackageVariantSet fans the UPF out to N = 10, 50, 100 clusters (``--porch-sizes``);
+   peak memory of porch's processes. Needs ``python3 -m tests.real.binaries``.
 
 Ratios are measured in the same run with our render and the floor interleaved; quote them,
 not the single times (the machine is shared).
@@ -40,7 +44,10 @@ SECTIONS = ("example", "scaling", "cold_start", "fleet")
 TITLES = {"example": "1. Example blueprint: functions vs kpt's passthrough floor",
           "scaling": "2. Generated packages: render time and peak memory vs the floor",
           "cold_start": "3. Cold start vs python3 -c 'import yaml'",
-          "fleet": "4. Fleet: one render per variant"}
+          "fleet": "4. Fleet: one render per variant",
+          "porch": "5. Porch: render and fan-out through a real porch"}
+# Opt-in in --quick runs: starting porch and rendering through it costs a minute or more.
+OPT_IN = ("porch",)
 
 
 FIVE_G_CORE = EXAMPLES / "5g-core"
@@ -243,6 +250,9 @@ def markdown(report: dict[str, Any]) -> str:
         for item in fl["duplicate_ids"][:5] + fl["unresolved"][:5] + fl["failed_variants"][:5]:
             lines.append(f"  - {item}")
         lines.append("")
+    if report.get("porch"):
+        from . import porch
+        lines += porch.markdown(report["porch"], TITLES["porch"])
     return "\n".join(lines)
 
 
@@ -288,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kpt-sample", type=int, help="fleet variants also rendered with the real kpt")
     ap.add_argument("--output-floor", action="store_true",
                     help="also time the cat floor over the rendered package (kpt's cost for generated resources)")
-    ap.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
+    ap.add_argument("--only", choices=SECTIONS + OPT_IN, action="append", help="run only these sections")
+    ap.add_argument("--porch-sizes", type=lambda s: [int(x) for x in s.split(",")],
+                    help="PackageVariantSet fan-out sizes (default 10,50,100; 10 with --quick)")
     ap.add_argument("--out", type=Path, help="where bench.md/.json/.png go (default docs/, or a temporary "
                                              "directory with --quick so CI never rewrites the docs)")
     args = ap.parse_args(argv)
@@ -297,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.runs or (3 if q else 5)
     variants = args.fleet or (20 if q else 1000)
     sample = args.kpt_sample if args.kpt_sample is not None else (2 if q else 5)
-    only = args.only or list(SECTIONS)
+    only = args.only or list(SECTIONS) + ([] if q else list(OPT_IN))
     out = args.out or (Path(tempfile.mkdtemp(prefix="spiffe-bench-out-")) if q else REPO / "docs")
     out.mkdir(parents=True, exist_ok=True)
     if shutil.which("kpt") is None:
@@ -317,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         report["cold_start"] = section_cold_start(max(runs, 5))
     if "fleet" in only:
         report["fleet"] = section_fleet(variants, sample)
+    if "porch" in only:
+        from . import porch
+        report["porch"] = porch.measure(args.porch_sizes or ([10] if q else [10, 50, 100]), runs)
+        print(f"[bench] porch done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     if "scaling" in only and not report.get("plot"):
         report["plot_note"] = "matplotlib not installed (pip install -e '.[bench]'): no plot"
     text = markdown(report)

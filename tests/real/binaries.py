@@ -66,6 +66,21 @@ VERSIONS = {
     "kube-score": KUBE_SCORE_VERSION,
 }
 
+# --- porch (issue 15) -------------------------------------------------------
+# v1.5.8 is the newest tag that is a valid Go version of this module path (its
+# v2-v4 tags are not).  Three binaries of one module, built together.  Porch's test git
+# server (test/git) is not built: it listens on all interfaces, and `git daemon --listen`
+# serves the tests' repositories on loopback.
+PORCH_VERSION = "v1.5.8"
+PORCH_PACKAGES = {
+    "porch-server": "github.com/nephio-project/porch/cmd/porch",
+    "porch-function-runner": "github.com/nephio-project/porch/func/server",
+    # PackageVariant / PackageVariantSet controllers.
+    "porch-controllers": "github.com/nephio-project/porch/controllers",
+}
+VERSIONS.update({name: PORCH_VERSION for name in PORCH_PACKAGES})
+# --- end porch ---------------------------------------------------------------
+
 GO_HELP = (
     "Go is required to build the real SPIRE/Kubernetes binaries for the `real` "
     "test tier, and `go` was not found on PATH.  Install Go >= 1.26.5 from "
@@ -253,6 +268,34 @@ def _build_kube_score(out: Path) -> None:
                    {"github.com/zegl/kube-score/cmd/kube-score": out})
 
 
+def _build_porch(out: Path) -> None:
+    """Build the four porch binaries in one wrapper module (issue 15).
+
+    `go install` is refused: porch's go.mod replaces k8s.io/apiserver with a
+    directory under third_party/ (a longer request timeout only), which a
+    wrapper module ignores, so the published k8s.io/apiserver is used.
+    porch v1.5.8 requires github.com/kptdev/kpt v1.0.0-beta.61.1, which the
+    module proxy reachable from these machines refuses; v1.0.0-beta.61 is
+    served and is what it builds with.  Porch's own go.sum seeds the wrapper's
+    because the checksum database lookups of the kptdev function modules fail
+    here.
+    """
+    outs = {n: cached_path(n).with_name(cached_path(n).name + ".partial") for n in PORCH_PACKAGES}
+    _wrapper_build({"github.com/nephio-project/porch": PORCH_VERSION},
+                   {PORCH_PACKAGES[n]: o for n, o in outs.items()},
+                   replaces={"github.com/kptdev/kpt v1.0.0-beta.61.1":
+                             "github.com/kptdev/kpt v1.0.0-beta.61"})
+    for n, o in outs.items():
+        os.replace(o, cached_path(n))
+
+
+def porch_source() -> Path:
+    """porch's module directory (its CRDs), from the module cache the build filled."""
+    with tempfile.TemporaryDirectory(prefix="spiffe-kpt-build-") as tmp:
+        _wrapper_module(tmp, {}, {})
+        return _module_dir(tmp, "github.com/nephio-project/porch", PORCH_VERSION)
+
+
 BUILDERS = {
     "spire-server": _build_spire,
     "spire-agent": _build_spire,
@@ -260,6 +303,7 @@ BUILDERS = {
     "etcd": _build_etcd,
     "kube-apiserver": _build_kube_apiserver,
     "kube-score": _build_kube_score,
+    **{name: _build_porch for name in PORCH_PACKAGES},
 }
 
 # ---------------------------------------------------------------------------

@@ -22,6 +22,12 @@ Function = Callable[[ResourceList], None]
 
 def process(text: str | bytes, fn: Function, name: str) -> tuple[str, int]:
     """Run ``fn`` over a serialized ResourceList; return the serialized output and exit code."""
+    out, code, _ = process_with_results(text, fn, name)
+    return out, code
+
+
+def process_with_results(text: str | bytes, fn: Function, name: str) -> tuple[str, int, list[Result]]:
+    """As :func:`process`, and also the results the output carries (for the stderr summary)."""
     try:
         doc = yamlio.load(text)
     except yamlio.YAMLError as exc:
@@ -53,25 +59,54 @@ def process(text: str | bytes, fn: Function, name: str) -> tuple[str, int]:
         # again costs only on this path; a deepcopy up front cost every successful run ~5%.
         rl.items = ResourceList.from_object(yamlio.load(text)).items
     rl.attach_files()
-    return yamlio.dump(rl.to_object()), 1 if failed else 0
+    return yamlio.dump(rl.to_object()), 1 if failed else 0, rl.results
 
 
-def _failure(message: str, items: list | None = None) -> tuple[str, int]:
+def _failure(message: str, items: list | None = None) -> tuple[str, int, list[Result]]:
     rl = ResourceList(items=items or [], results=[Result(message, Severity.ERROR)])
-    return yamlio.dump(rl.to_object()), 1
+    return yamlio.dump(rl.to_object()), 1, rl.results
 
 
 def run_function(fn: Function, name: str) -> int:
     """Console-script entry point: read stdin, write stdout, return the exit code."""
     data = sys.stdin.buffer.read()
-    out, code = process(data, fn, name)
+    out, code, results = process_with_results(data, fn, name)
     sys.stdout.write(out)
     sys.stdout.flush()
-    for r in _errors_for_stderr(out) if code else []:
-        print(r, file=sys.stderr)
+    if code:
+        sys.stderr.write(errors_for_stderr(results))
+        sys.stderr.flush()
     return code
 
 
-def _errors_for_stderr(out: str) -> list[str]:
-    # kpt prints results itself; stderr gets a one-line summary for `kpt fn eval --exec` users.
-    return ["see the results above for what to fix"] if out else []
+# A package with thousands of broken resources must not make stderr grow with it: porch keeps
+# the whole text in the PackageRevisionResources status and in the API error.
+STDERR_AT_MOST = 50
+
+
+def errors_for_stderr(results: list[Result]) -> str:
+    """The error results, one line each: resource, field, message.
+
+    kpt prints the structured results from stdout itself, but porch's exec function runner drops
+    stdout when a function exits non-zero and shows only stderr (porch v1.5.8), so stderr must say
+    on its own what is wrong and how to fix it.
+    """
+    errors = [r for r in results if r.severity is Severity.ERROR]
+    lines = [_stderr_line(r) for r in errors[:STDERR_AT_MOST]]
+    if len(errors) > STDERR_AT_MOST:
+        lines.append(f"... and {len(errors) - STDERR_AT_MOST} more errors (all of them are in the "
+                     "function's results)")
+    return "".join(line + "\n" for line in lines)
+
+
+def _stderr_line(r: Result) -> str:
+    # One line per result: a message never spans lines on stderr.
+    message = " ".join(r.message.split())
+    where = ""
+    if r.resource_ref is not None:
+        where = str(r.resource_ref) + (f" {r.field_path}" if r.field_path else "")
+        # Many messages start by naming their resource; the line names it once.
+        message = message.removeprefix(f"{r.resource_ref}: ")
+    elif r.file_path:
+        where = r.file_path
+    return f"error: {where}: {message}" if where else f"error: {message}"

@@ -1,0 +1,135 @@
+"""The porch section: the functions as porch v1.5.8 runs them (tests.real.porch).
+
+* one package rendered by porch (a PackageRevisionResources update, which porch renders before
+  it answers) with the one-step ``hydrate`` vs the same package with a ``cat`` function mapped
+  to an image the same way (porch's exec function runner): porch's own cost is in both;
+* fan-out: a PackageVariantSet over N workload clusters (the fleet example), from applying the
+  set until every variant's draft is rendered with its identities resolved; per variant and
+  total;
+* peak RSS of porch-server, the function runner and the controllers.
+
+Needs the porch binaries (``python3 -m tests.real.binaries``); runs in a network namespace
+(root or unprivileged user namespaces).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from spiffe_kpt import porch_exec
+from tests.real import porch as porchstack
+from tests.real import test_real_porch as flow
+from tests.real.stack import Stack
+
+CAT_IMAGE = "ghcr.io/spiffe-kpt/bench-cat:v0.1.0"
+
+
+def _function_dir(tmp: Path) -> Path:
+    d = tmp / "functions"
+    mapped = porch_exec.functions()
+    porch_exec.write(d, mapped)
+    cat = d / "bench-cat"
+    cat.write_text("#!/bin/sh\nexec cat\n")
+    cat.chmod(0o755)
+    # the cat floor, mapped the same way as the project's functions
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    cfg["functions"].append({"function": "bench-cat", "images": [CAT_IMAGE]})
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return d
+
+
+def _one_step(pkg: Path, image: str) -> None:
+    kf = yaml.safe_load((pkg / "Kptfile").read_text())
+    kf["pipeline"] = {"mutators": [{"image": image}]}
+    (pkg / "Kptfile").write_text(yaml.safe_dump(kf, sort_keys=False))
+
+
+def _render_once(p: porchstack.Porch, pkg: Path, workspace: str) -> float:
+    name = flow.new_draft(p, "deployments", f"bench-{workspace}", workspace)
+    t = time.perf_counter()
+    prr = flow.push_files(p, name, pkg)
+    took = time.perf_counter() - t
+    if "error" in prr or flow.render_status(prr)["result"]["exitCode"] != 0:
+        raise RuntimeError(f"porch render failed: {json.dumps(prr)[:2000]}")
+    return took
+
+
+def hydrate_vs_cat(p: porchstack.Porch, tmp: Path, runs: int) -> dict[str, Any]:
+    src = flow.copy_package(flow.UPF, tmp / "upf-src")
+    ours, floor = [], []
+    for i in range(runs):  # interleaved, so load on the shared machine hits both alike
+        for image, bucket, tag in (("ghcr.io/spiffe-kpt/hydrate:v0.1.0", ours, "h"), (CAT_IMAGE, floor, "c")):
+            pkg = flow.copy_package(src, tmp / f"{tag}{i}")
+            _one_step(pkg, image)
+            bucket.append(_render_once(p, pkg, f"{tag}{i}"))
+    ratios = [a / b for a, b in zip(ours, floor)]
+    return {"package": "5g-core/upf", "runs": runs, "hydrate_s": statistics.median(ours),
+            "cat_s": statistics.median(floor), "ratio_median": statistics.median(ratios),
+            "ratio_min": min(ratios), "ratio_max": max(ratios)}
+
+
+def fan_out(p: porchstack.Porch, n: int) -> dict[str, Any]:
+    names = [f"n{n}-{i:03d}" for i in range(1, n + 1)]
+    label = {"spiffe-kpt.bench/fleet": f"n{n}"}
+    wcs = flow.cluster_objects(names, "WorkloadCluster")
+    for wc in wcs:
+        wc["metadata"]["labels"] = label
+    p.apply_objects(wcs + flow.cluster_objects(names, "IdentityContext"))
+    pvs = yaml.safe_load((flow.FLEET_EXAMPLE / "packagevariantset.yaml").read_text())
+    pvs["metadata"]["name"] = f"bench-{n}"
+    target = pvs["spec"]["targets"][0]
+    target["objectSelector"]["matchLabels"] = label
+    t = time.perf_counter()
+    p.apply_objects([pvs])
+    flow.wait_variant_files(p, names, ready=True, timeout=60 + 20 * n)
+    total = time.perf_counter() - t
+    return {"variants": n, "total_s": total, "per_variant_s": total / n}
+
+
+def measure(sizes: list[int], runs: int) -> dict[str, Any]:
+    # SIGTERM (a CI timeout, kill) must still stop porch's processes: exit through the Stack.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with tempfile.TemporaryDirectory(prefix="spiffe-bench-porch-") as tmp_s, Stack() as st:
+        tmp = Path(tmp_s)
+        t = time.perf_counter()
+        p = porchstack.Porch(st, _function_dir(tmp))
+        bp = p.bare_repo("blueprints", {"5g-core/upf": flow.upf_blueprint(tmp / "bp-upf")},
+                         tags=["5g-core/upf/v1"])
+        p.register_repository("blueprints", bp)
+        p.register_repository("deployments", p.bare_repo("deployments"), deployment=True)
+        start_s = time.perf_counter() - t
+        one = hydrate_vs_cat(p, tmp, runs)
+        fleet = []
+        for n in sizes:
+            fleet.append(fan_out(p, n))
+            print(f"[bench] porch fan-out {n}: {fleet[-1]['total_s']:.1f} s", file=sys.stderr, flush=True)
+        return {"porch": "v1.5.8", "start_s": start_s, "one_package": one, "fan_out": fleet,
+                "peak_rss_kib": p.rss_kib()}
+
+
+def markdown(r: dict[str, Any], title: str) -> list[str]:
+    one = r["one_package"]
+    lines = [f"## {title}", "",
+             f"porch {r['porch']} with its exec function runner, in a network namespace; stack up in "
+             f"{r['start_s']:.0f} s. One package ({one['package']}, {one['runs']} runs, interleaved): a "
+             "PackageRevisionResources update, which porch renders before it answers.", "",
+             "| pipeline | median | ratio |", "|---|---:|---:|",
+             f"| `hydrate` (one step) | {one['hydrate_s'] * 1000:.0f} ms | "
+             f"{one['ratio_median']:.2f}x ({one['ratio_min']:.2f}..{one['ratio_max']:.2f}) |",
+             f"| `cat` mapped the same way | {one['cat_s'] * 1000:.0f} ms | 1.00x |", "",
+             "Fan-out: a PackageVariantSet over N clusters, from apply until every variant's draft is "
+             "rendered with its identities resolved (clone, injection, render of five functions).", "",
+             "| variants | total | per variant |", "|---:|---:|---:|"]
+    for f in r["fan_out"]:
+        lines.append(f"| {f['variants']} | {f['total_s']:.1f} s | {f['per_variant_s']:.2f} s |")
+    lines += ["", "Peak RSS: " + ", ".join(f"{k} {v / 1024:.0f} MB" for k, v in r["peak_rss_kib"].items()), ""]
+    return lines
