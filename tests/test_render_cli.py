@@ -44,7 +44,7 @@ def test_summary_names_each_identity_and_each_generated_resource_by_kind_and_fil
     assert {p: p.read_bytes() for p in pkg.rglob("*") if p.is_file()} == before, "a summary writes nothing"
 
     verbose = _render("-v", str(pkg)).stdout
-    assert "info: created ServiceAccount oran-smo/focom, oran-smo/o2ims" in verbose
+    assert "info: created ServiceAccounts oran-smo/focom, oran-smo/o2ims" in verbose
 
 
 def test_summary_reports_deletions_and_no_changes_when_rendered(tmp_path: Path) -> None:
