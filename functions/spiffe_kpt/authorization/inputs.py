@@ -12,7 +12,8 @@ import difflib
 import ipaddress
 from typing import Any
 
-from ..api.resolve import Context, Identity
+from ..api.context import Context
+from ..api.resolve import Identity
 from ..krm.results import Result, error, name_list, warning
 from . import attachments
 from .model import Network, Peer, Port

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import workloads as wl
-from ..api.resolve import Context, Identity
+from ..api.context import Context
+from ..api.resolve import Identity
 from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
 from ..krm.results import Result, error, name_list, warning
 from . import attachments
