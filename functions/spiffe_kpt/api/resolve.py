@@ -20,6 +20,7 @@ from ..krm.results import LIST_AT_MOST, ResourceRef, Result, error, name_list
 from . import workloads as wl
 from .context import Context, check_federates_with, resolve_context
 from .kinds import check_kinds
+from .paths import get_path
 from .schema import schema_results
 
 WORKLOAD_IDENTITY = "WorkloadIdentity"
@@ -138,7 +139,7 @@ def _resolve_identity(wi: dict[str, Any], ctx: Context, index: WorkloadIndex,
     namespace = _namespace(spec, ref, workload, wref, results)
     service_account = _service_account(spec, ref, workload, wref, results)
     pod_labels = wl.pod_labels(workload)
-    labels_to_add = dict((spec.get("selector") or {}).get("labels") or {})
+    labels_to_add = dict(get_path(spec, "selector", "labels", default={}))
     selector = _selector(spec, ref, workload, wref, pod_labels, labels_to_add, results)
     template = _id_template(spec, ref, ctx, results)
     _check_federates_with(spec, ref, ctx, results)
@@ -192,7 +193,7 @@ def _selector(spec: dict[str, Any], ref: ResourceRef, workload: dict[str, Any], 
               pod_labels: dict[str, str], labels_to_add: dict[str, str], results: list[Result]) -> dict[str, str]:
     """The selector labels: keys the pod template carries, labels the mutator will add; without
     either, the workload's own selector (or its pod labels)."""
-    label_keys = (spec.get("selector") or {}).get("labelKeys") or []
+    label_keys = get_path(spec, "selector", "labelKeys", default=())
     selector: dict[str, str] = {}
     missing_keys = False
     for i, key in enumerate(label_keys):
@@ -246,7 +247,7 @@ def _id_template(spec: dict[str, Any], ref: ResourceRef, ctx: Context, results: 
 
 
 def _check_federates_with(spec: dict[str, Any], ref: ResourceRef, ctx: Context, results: list[Result]) -> None:
-    for i, td in enumerate((spec.get("svid") or {}).get("federatesWith") or []):
+    for i, td in enumerate(get_path(spec, "svid", "federatesWith", default=())):
         try:
             validate_trust_domain(td)
         except SpiffeIDError as exc:

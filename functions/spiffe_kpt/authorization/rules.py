@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from ..api import workloads as wl
 from ..api.context import Context
+from ..api.paths import get_path
 from ..api.resolve import Identity
 from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
 from ..krm.results import Result, error, name_list, warning
@@ -68,7 +69,7 @@ def read_policy_settings(ctx: Context) -> PolicySettings:
 
 def read_istiod_egress(ctx: Context) -> IstiodEgress:
     """spec.policy.istiod: the control-plane egress kept under default deny with the istio backend."""
-    return _kept_egress((ctx.spec.get("policy") or {}).get("istiod") or {}, IstiodEgress())
+    return _kept_egress(get_path(ctx.spec, "policy", "istiod", default={}), IstiodEgress())
 
 
 def _kept_egress(spec: dict[str, Any], default: Any) -> Any:
