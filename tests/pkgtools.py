@@ -91,6 +91,24 @@ def copy_package(src: Path, dst: Path) -> Path:
     return dst
 
 
+def replace_in(path: Path, old: str, new: str) -> None:
+    """An author's edit of one file: ``old`` (which must be there) becomes ``new``."""
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def kpt_render_refused(pkg: Path) -> list[dict[str, Any]]:
+    """Real ``kpt fn render`` of a broken package: exit 1, no file changed, no traceback; the
+    error results."""
+    git_snapshot(pkg)
+    result = kpt_render(pkg)
+    assert result.exit_code == 1, result.stderr
+    assert git_diff(pkg) == ""
+    assert "Traceback" not in result.stderr
+    return errors(result.results)
+
+
 # ---- the in-process path ------------------------------------------------------------------
 
 def read_package(pkg: Path) -> list[dict[str, Any]]:
