@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from spiffe_kpt import API_VERSION, registry
 from spiffe_kpt.krm import yamlio
 from spiffe_kpt.local_render import exec_refs_to_images, image_refs_to_exec
 from spiffe_kpt.krm.resourcelist import ResourceList
@@ -20,7 +21,11 @@ from spiffe_kpt.krm.runner import process
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "blueprints" / "examples"
-UPSTREAM_CRDS = REPO.parent / "shared" / "reference" / "upstream-crds"
+# The upstream CRDs are reference data kept outside the repository: next to it by default, or wherever
+# SPIFFE_KPT_UPSTREAM_CRDS points (the same variable tests/real reads).
+UPSTREAM_CRDS = Path(os.environ.get("SPIFFE_KPT_UPSTREAM_CRDS")
+                     or REPO.parent / "shared" / "reference" / "upstream-crds")
+WI_API = API_VERSION
 GIT = ["git", "-c", "user.email=test@spiffe-kpt", "-c", "user.name=test", "-c", "commit.gpgsign=false"]
 
 
@@ -86,6 +91,24 @@ def copy_package(src: Path, dst: Path) -> Path:
     return dst
 
 
+def replace_in(path: Path, old: str, new: str) -> None:
+    """An author's edit of one file: ``old`` (which must be there) becomes ``new``."""
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def kpt_render_refused(pkg: Path) -> list[dict[str, Any]]:
+    """Real ``kpt fn render`` of a broken package: exit 1, no file changed, no traceback; the
+    error results."""
+    git_snapshot(pkg)
+    result = kpt_render(pkg)
+    assert result.exit_code == 1, result.stderr
+    assert git_diff(pkg) == ""
+    assert "Traceback" not in result.stderr
+    return errors(result.results)
+
+
 # ---- the in-process path ------------------------------------------------------------------
 
 def read_package(pkg: Path) -> list[dict[str, Any]]:
@@ -139,3 +162,56 @@ def strip_annotations(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             del item["metadata"]["annotations"]
         out.append(item)
     return out
+
+
+# ---- one function over items, and what came back -------------------------------------------
+
+def items_of(name: str) -> list[dict[str, Any]]:
+    """The items of an example package under blueprints/examples, as kpt would send them."""
+    return read_package(EXAMPLES / name)
+
+
+def run(items: list[dict[str, Any]], fn: Callable | str = "spiffe-specializer") -> tuple[dict[str, Any], int]:
+    """One function (callable or console-script name) over items through the wire format:
+    (output ResourceList, exit code)."""
+    if isinstance(fn, str):
+        fn = registry.get(fn)
+    text = yamlio.dump({"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": items})
+    out, code = process(text, fn, "test")
+    return yamlio.load(out), code
+
+
+def find(items: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(i for i in items if i.get("kind") == kind and i["metadata"]["name"] == name)
+
+
+def of_kind(items: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [i for i in items if i["kind"] == kind]
+
+
+def results_of(doc: dict[str, Any] | list[dict[str, Any]], severity: str) -> list[dict[str, Any]]:
+    """The results of that severity, of a ResourceList or of a list of results."""
+    results = doc if isinstance(doc, list) else doc.get("results") or []
+    return [r for r in results if r["severity"] == severity]
+
+
+def errors(doc: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return results_of(doc, "error")
+
+
+def the_result(doc: dict[str, Any], severity: str, kind: str, name: str, field: str | None,
+               *fragments: str) -> dict[str, Any]:
+    """The one result of that severity about that resource and field; every fragment is in its message."""
+    matching = [r for r in results_of(doc, severity)
+                if r.get("resourceRef", {}).get("kind") == kind and r["resourceRef"]["name"] == name
+                and (field is None or r.get("field", {}).get("path") == field)]
+    assert matching, doc.get("results")
+    for fragment in fragments:
+        assert fragment in matching[0]["message"], matching[0]["message"]
+    return matching[0]
+
+
+def assert_failed_untouched(doc: dict[str, Any], code: int, items_in: list[dict[str, Any]]) -> None:
+    """Exit 1, and the items come back exactly as they went in."""
+    assert code == 1
+    assert yamlio.dump(doc["items"]) == yamlio.dump(items_in)

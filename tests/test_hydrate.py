@@ -79,21 +79,21 @@ def test_hydrate_checks_each_input_schema_once(monkeypatch) -> None:
     """Five steps in one process resolve the package five times; the WorkloadIdentity schemas are
     checked once (a quarter of hydrate's own time at thousands of workloads), and an invalid one
     is still reported."""
-    from spiffe_kpt.api import resolve as resolve_mod
+    from spiffe_kpt.api import schema as schema_mod
     from spiffe_kpt.hydrate import hydrate
     from spiffe_kpt.krm.runner import process
 
     from .pkgtools import read_package
 
     calls: list[str] = []
-    real = resolve_mod.validate
+    real = schema_mod.validate
 
     def counting(kind, obj):
         if kind == "WorkloadIdentity":
             calls.append(obj["metadata"]["name"])
         return real(kind, obj)
 
-    monkeypatch.setattr(resolve_mod, "validate", counting)
+    monkeypatch.setattr(schema_mod, "validate", counting)
     items = read_package(EXAMPLES / "oran-focom-ims")
     names = sorted(i["metadata"]["name"] for i in items if i["kind"] == "WorkloadIdentity")
     doc = {"apiVersion": "config.kubernetes.io/v1", "kind": "ResourceList", "items": items}

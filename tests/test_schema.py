@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 
 from spiffe_kpt.api.schema import load_schema, validate
 
+from .pkgtools import WI_API
+
 SCHEMAS = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "schemas").glob("*.json"))
 
 # Values drawn from what the schemas mention (enum members, patterns' typical inputs) plus junk.
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.text(max_size=8),
                     st.sampled_from(["Deployment", "Pod", "istio", "template", "1h", "a.b", "UPPER", "x/y",
-                                     "workloadidentity.nephio.org/v1alpha1", "WorkloadIdentity", "TCP", "UDP",
+                                     WI_API, "WorkloadIdentity", "TCP", "UDP",
                                      "SCTP", "https://x", "-bad", "ok-name", ""]))
 values = st.recursive(scalars, lambda children: st.one_of(
     st.lists(children, max_size=3),
@@ -45,7 +47,7 @@ def test_fast_validator_agrees_with_jsonschema(name: str, obj) -> None:
 
 
 def test_errors_carry_kpt_field_paths() -> None:
-    obj = {"apiVersion": "workloadidentity.nephio.org/v1alpha1", "kind": "WorkloadIdentity",
+    obj = {"apiVersion": WI_API, "kind": "WorkloadIdentity",
            "metadata": {"name": "a"},
            "spec": {"workloadRef": {"kind": "Deployment", "name": "a"},
                     "selector": {"labelKeys": ["ok", "not ok"]}, "svid": {"x509TTL": 3600}, "bogus": 1}}

@@ -13,8 +13,8 @@ import pytest
 from spiffe_kpt.attestation import make_attestable
 from spiffe_kpt.krm import yamlio
 
-from ..pkgtools import EXAMPLES, copy_package, git_diff, git_snapshot, kpt_render
-from ..registration.helpers import WI_API, assert_failed_untouched, find, items_of, of_kind, run, the_result
+from ..pkgtools import (EXAMPLES, WI_API, assert_failed_untouched, copy_package, find, git_diff, git_snapshot,
+                        items_of, kpt_render, of_kind, run, the_result)
 
 
 def attested(items: list[dict]) -> list[dict]:

@@ -30,7 +30,7 @@ from spiffe_kpt.api.schema import load_schema, validate
 from spiffe_kpt.krm import yamlio
 from spiffe_kpt.local_render import image_refs_to_exec
 
-from ..pkgtools import read_package
+from ..pkgtools import WI_API, read_package
 from .evaluator import EVALUATORS, POD_NETWORK, Cluster, Flow, Pod, allowed, governed
 from .helpers import FIVE_G_CORE, FIVE_G_CORE_PIPELINE, cluster_of, generated, render
 from .test_schemas import K8S_VERSION, _closed, _crd_schemas
@@ -101,7 +101,7 @@ def _nrf_package() -> list[dict]:
                       "metadata": {"labels": {"name": "nrf"}},
                       "spec": {"containers": [{"name": "nrf", "image": "docker.io/towards5gs/free5gc-nrf:v3.2.0",
                                                "ports": [{"name": "sbi", "containerPort": 8000, "protocol": "TCP"}]}]}}}}
-    identity = {"apiVersion": "workloadidentity.nephio.org/v1alpha1", "kind": "WorkloadIdentity",
+    identity = {"apiVersion": WI_API, "kind": "WorkloadIdentity",
                 "metadata": {"name": "nrf", "annotations": {"config.kubernetes.io/local-config": "true"}},
                 "spec": {"workloadRef": {"kind": "Deployment", "name": "nrf"}, "selector": {"labelKeys": ["name"]},
                          "ingress": [{"name": "sbi", "from": [{"spiffeID": SMF_ID}, {"spiffeID": AMF_ID}],

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ..pkgtools import read_package
+from ..pkgtools import WI_API, errors, find, read_package
 from .helpers import AUTHZ_5G, generated, render
 
 WI = "WorkloadIdentity"
@@ -19,24 +19,20 @@ def _package() -> list[dict[str, Any]]:
 
 
 def _wi(items: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    return next(o for o in items if o.get("kind") == WI and o["metadata"]["name"] == name)
-
-
-def _errors(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in results if r["severity"] == "error"]
+    return find(items, WI, name)
 
 
 def _one_error(items: list[dict[str, Any]], steps: list[str] | None = None) -> dict[str, Any]:
     out, results, code = render(items, steps or ["spiffe-specializer", "spiffe-authorization"])
     assert code == 1
-    errs = _errors(results)
+    errs = errors(results)
     assert len(errs) == 1, errs
     assert not generated(out), "nothing is written on error"
     return errs[0]
 
 
 def _assert_ref(err: dict[str, Any], name: str, field: str) -> None:
-    assert err["resourceRef"] == {"apiVersion": "workloadidentity.nephio.org/v1alpha1", "kind": WI, "name": name}
+    assert err["resourceRef"] == {"apiVersion": WI_API, "kind": WI, "name": name}
     assert err["field"]["path"] == field
 
 
@@ -84,7 +80,7 @@ def test_empty_from_with_allow_all_is_accepted_and_opens_the_port() -> None:
     del rule["from"]
     rule["allowAll"] = True
     out, results, code = render(items)
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
     ap = next(o for o in generated(out) if o["kind"] == "AuthorizationPolicy" and o["metadata"]["name"] == "smf"
               and o["apiVersion"].startswith("security.istio.io"))
     assert ap["spec"]["rules"] == [{"to": [{"operation": {"ports": ["8000"]}}]}]
@@ -121,7 +117,7 @@ def test_validator_reports_the_same_rule_errors() -> None:
     _wi(items, "upf")["spec"]["ingress"][0]["from"][0]["identity"] = "nope"
     out, results, code = render(items, ["spiffe-specializer", "spiffe-validator"])
     assert code == 1
-    err = next(r for r in _errors(results) if "nope" in r["message"])
+    err = next(r for r in errors(results) if "nope" in r["message"])
     _assert_ref(err, "upf", "spec.ingress[0].from[0].identity")
 
 
@@ -152,7 +148,7 @@ def test_hand_written_resource_of_the_same_name_is_an_error_and_never_overwritte
     items.append(copy.deepcopy(mine))
     out, results, code = render(items)
     assert code == 1
-    err = _errors(results)[0]
+    err = errors(results)[0]
     assert "NetworkPolicy amf-ingress is already in the package" in err["message"]
     assert err["resourceRef"]["name"] == "amf-ingress"
 
@@ -236,7 +232,7 @@ def test_egress_allow_all_with_peers_is_an_error() -> None:
 def test_egress_allow_all_opens_the_port_towards_every_peer() -> None:
     items = _egress(_package(), "smf", {"name": "https", "allowAll": True, "ports": [{"port": 443}]})
     out, results, code = render(items)
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
     np = next(o for o in generated(out) if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "smf-egress")
     assert {"ports": [{"protocol": "TCP", "port": 443}]} in np["spec"]["egress"]
 
@@ -285,7 +281,7 @@ def test_validator_reports_egress_rule_errors() -> None:
     items = _egress(_package(), "amf", {"name": "x", "to": [{"identity": "nope"}], "ports": [{"port": 80}]})
     out, results, code = render(items, ["spiffe-specializer", "spiffe-validator"])
     assert code == 1
-    err = next(r for r in _errors(results) if "nope" in r["message"])
+    err = next(r for r in errors(results) if "nope" in r["message"])
     _assert_ref(err, "amf", "spec.egress[0].to[0].identity")
 
 
@@ -299,7 +295,7 @@ def test_egress_repeating_what_an_ingress_rule_opens_adds_nothing() -> None:
                     {"name": "sbi", "to": [{"spiffeID": "spiffe://core.telco-operator.net/ns/core-cp/sa/amf"}],
                      "ports": [{"port": 8000}]})
     out, results, code = render(items)
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
     policies = {"NetworkPolicy", "MultiNetworkPolicy", "AuthorizationPolicy", "PeerAuthentication"}
 
     def objs(rendered: list[dict[str, Any]]) -> dict[tuple, Any]:
@@ -312,7 +308,7 @@ def test_egress_to_a_peer_cluster_without_cidrs_warns_and_stays_denied() -> None
     items = _egress(_package(), "smf", {"name": "metrics", "to": [
         {"spiffeID": "spiffe://mgmt.telco-operator.net/ns/obs/sa/gw", "cluster": "mgmt"}], "ports": [{"port": 4317}]})
     out, results, code = render(items)
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
     warned = [r for r in results if r["severity"] == "warning" and "egress rule smf/metrics" in r["message"]]
     assert len(warned) == 1 and "stays denied by networkpolicy" in warned[0]["message"]
     assert warned[0]["field"]["path"] == "spec.egress[0].to[0]"
@@ -327,7 +323,7 @@ def test_egress_without_default_deny_generates_nothing_and_says_so() -> None:
     ctx = next(o for o in items if o.get("kind") == "IdentityContext")
     ctx["spec"]["policy"]["defaultDeny"] = False
     out, results, code = render(items)
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
     assert not any(o["metadata"]["name"].endswith("egress") for o in generated(out))
     said = [r for r in results if r["message"].startswith("egress rule smf/https: with IdentityContext")]
     assert len(said) == 1 and said[0]["severity"] == "info" and said[0]["field"]["path"] == "spec.egress[0]"
@@ -353,7 +349,7 @@ def test_validator_warns_about_egress_to_a_port_the_server_does_not_serve() -> N
     opened port is probably not the one the server listens on."""
     items = _egress(_package(), "smf", {"name": "sbi-typo", "to": [{"identity": "amf"}], "ports": [{"port": 8081}]})
     out, results, code = render(items, ["spiffe-specializer", "spiffe-validator"])
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
     warned = [r for r in results if r["severity"] == "warning" and "egress rule 'sbi-typo'" in r["message"]]
     assert len(warned) == 1, results
     assert "allows TCP 8081 to amf, but no container of" in warned[0]["message"]
@@ -447,7 +443,7 @@ def test_baseline_names_are_linear_in_the_namespaces() -> None:
 
 # ---- issue 12 points 3-6: authorization mistakes that used to render without a word.
 
-CTX_REF = {"apiVersion": "workloadidentity.nephio.org/v1alpha1", "kind": "IdentityContext", "name": "identity-context"}
+CTX_REF = {"apiVersion": WI_API, "kind": "IdentityContext", "name": "identity-context"}
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 
 
@@ -464,7 +460,7 @@ def _both_report(items: list[dict[str, Any]]) -> dict[str, Any]:
     err = _one_error(items)
     _, results, code = render(copy.deepcopy(items), ["spiffe-specializer", "spiffe-validator"])
     assert code == 1
-    assert [r for r in _errors(results) if r["message"] == err["message"]] == [err]
+    assert [r for r in errors(results) if r["message"] == err["message"]] == [err]
     return err
 
 
@@ -517,7 +513,7 @@ def test_a_network_the_pods_request_is_enough_without_its_definition(annotation:
     amf = _workload(items, "StatefulSet", "amf")
     amf["spec"]["template"]["metadata"]["annotations"][NETWORKS] = '[{"name": "n2", "namespace": "core-cp"}]'
     out, results, code = render(items)
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
     assert any(o["kind"] == "MultiNetworkPolicy" and o["metadata"]["namespace"] == "core-up" for o in generated(out))
     # ... and without the annotation (and the definition) the same rule is an error
     del _workload(items, "Deployment", "upf")["spec"]["template"]["metadata"]["annotations"][NETWORKS]
@@ -532,7 +528,7 @@ def test_a_replaced_default_network_counts_as_requested() -> None:
     del ann[NETWORKS]
     ann["v1.multus-cni.io/default-network"] = "n4"
     out, results, code = render(items)
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
 
 
 def test_validator_warns_when_the_pods_are_not_on_the_rule_network_the_package_defines() -> None:
@@ -542,10 +538,10 @@ def test_validator_warns_when_the_pods_are_not_on_the_rule_network_the_package_d
     items = _package()
     del _workload(items, "Deployment", "upf")["spec"]["template"]["metadata"]["annotations"][NETWORKS]
     out, results, code = render(copy.deepcopy(items))
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
     assert not [r for r in results if "do not request it" in r["message"]]  # the generator does not repeat it
     out, results, code = render(items, ["spiffe-specializer", "spiffe-validator"])
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
     warned = [r for r in results if r["severity"] == "warning" and "do not request it" in r["message"]]
     assert len(warned) == 1, results
     assert "ingress rule 'n4' is bound to network core-up/n4, which the package defines" in warned[0]["message"]
@@ -559,7 +555,7 @@ def test_an_unreadable_networks_annotation_is_named_in_the_error() -> None:
     _workload(items, "Deployment", "upf")["spec"]["template"]["metadata"]["annotations"][NETWORKS] = '[{"name": "n4"'
     out, results, code = render(items)
     assert code == 1
-    err = next(r for r in _errors(results) if r["resourceRef"]["name"] == "upf")
+    err = next(r for r in errors(results) if r["resourceRef"]["name"] == "upf")
     assert "annotation is not valid JSON" in err["message"]
 
 
@@ -591,7 +587,7 @@ def test_peer_cluster_of_every_address_warns_and_a_repeated_cluster_is_an_error(
     items = _package()
     _ctx(items)["spec"]["policy"]["peerClusters"][0]["cidrs"] = ["0.0.0.0/0"]
     out, results, code = render(items)
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
     # (the rule relying on that range gets its own warning, on the WorkloadIdentity: network-level peer)
     warned = [r for r in results if r["severity"] == "warning" and "0.0.0.0/0" in r["message"]
               and r["resourceRef"]["kind"] == "IdentityContext"]
@@ -635,7 +631,7 @@ def test_mesh_rule_admitting_an_unfederated_trust_domain(peer: dict[str, str], f
     # federated both ways: accepted
     _wi(items, "smf")["spec"]["svid"] = {"federatesWith": ["partner.example.net"]}
     out, results, code = render(items)
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
 
 
 def test_unfederated_trust_domain_is_fine_where_no_mesh_checks_it() -> None:
@@ -648,7 +644,7 @@ def test_unfederated_trust_domain_is_fine_where_no_mesh_checks_it() -> None:
     _wi(items, "smf")["spec"]["ingress"][1]["from"].append({"trustDomain": "partner.example.net"})
     _ctx(items)["spec"]["policy"]["backends"] = ["networkpolicy", "multinetworkpolicy"]
     out, results, code = render(items)
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
 
 
 @pytest.mark.parametrize("cluster,words", [

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ..pkgtools import read_package
+from ..pkgtools import WI_API, read_package
 from .evaluator import governed, side_allows
 from .helpers import AUTHZ_5G, FIVE_G_CORE, FIVE_G_CORE_PIPELINE, PIPELINE, render
 from .intent import build_world, expected_egress, expected_ingress, universe
@@ -105,7 +105,7 @@ def _workload(i: int, ns: str, networks: list[str]) -> list[dict[str, Any]]:
                   "serviceAccountName": name,
                   "containers": [{"name": name, "image": "registry.example/x:1", "ports": [
                       {"name": n, "containerPort": p, "protocol": proto} for n, p, proto in CONTAINER_PORTS]}]}}}}
-    wi = {"apiVersion": "workloadidentity.nephio.org/v1alpha1", "kind": "WorkloadIdentity",
+    wi = {"apiVersion": WI_API, "kind": "WorkloadIdentity",
           "metadata": {"name": name, "annotations": {"config.kubernetes.io/local-config": "true"}},
           # federating with the other trust domain: a mesh-enforced rule may admit only such a peer
           "spec": {"workloadRef": {"kind": "Deployment", "name": name}, "svid": {"federatesWith": [OTHER_TD]}}}
@@ -113,7 +113,7 @@ def _workload(i: int, ns: str, networks: list[str]) -> list[dict[str, Any]]:
 
 
 def _context(backends: list[str]) -> dict[str, Any]:
-    return {"apiVersion": "workloadidentity.nephio.org/v1alpha1", "kind": "IdentityContext",
+    return {"apiVersion": WI_API, "kind": "IdentityContext",
             "metadata": {"name": "ctx", "annotations": {"config.kubernetes.io/local-config": "true"}},
             "spec": {"trustDomain": TD, "clusterName": "c1",
                      "federation": [{"trustDomain": OTHER_TD, "bundleEndpointURL": "https://bundle.other.example:8443",

@@ -13,7 +13,7 @@ import yaml
 
 from spiffe_kpt.api.schema import load_schema, validate
 
-from ..pkgtools import UPSTREAM_CRDS
+from ..pkgtools import UPSTREAM_CRDS, WI_API
 from .helpers import AUTHZ_5G, generated, render
 
 K8S_VERSION = "1.32"
@@ -95,7 +95,7 @@ def test_diagram_configmap_is_local_config(objects: list[dict]) -> None:
                                     ({"port": "8805"}, False), ({"port": 1, "protocol": "ICMP"}, False),
                                     ({"port": 1, "protocol": "SCTP"}, True), ({"port": True}, False)])
 def test_port_schema_agrees_with_jsonschema(bad: dict, ok: bool) -> None:
-    wi = {"apiVersion": "workloadidentity.nephio.org/v1alpha1", "kind": "WorkloadIdentity", "metadata": {"name": "a"},
+    wi = {"apiVersion": WI_API, "kind": "WorkloadIdentity", "metadata": {"name": "a"},
           "spec": {"workloadRef": {"kind": "Deployment", "name": "a"},
                    "ingress": [{"name": "r", "allowAll": True, "ports": [bad]}]}}
     assert (validate("WorkloadIdentity", wi) == []) is ok

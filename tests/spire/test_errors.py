@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ..pkgtools import kpt_render
+from ..pkgtools import WI_API, kpt_render
 from .examples import SPECS, copy_package, files, set_values
 
 pytestmark = pytest.mark.kpt
@@ -91,8 +91,7 @@ def test_bad_values_are_rejected(tmp_path: Path, case: str, name: str, changes: 
     assert match, errors
     res = match[0]
     assert fragment in res["message"], res["message"]
-    assert res["resourceRef"] == {"apiVersion": "workloadidentity.nephio.org/v1alpha1",
-                                  "kind": "SpireDeployment", "name": name}
+    assert res["resourceRef"] == {"apiVersion": WI_API, "kind": "SpireDeployment", "name": name}
     assert files(pkg) == before
 
 

@@ -17,6 +17,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from ..krm.resourcelist import resource_ref
+from ..krm.results import Result, error
+
 # spiffe_kpt/schemas: in the source tree a symlink to <repo>/schemas, in a wheel a copy.
 # os.path, not pathlib: pathlib costs ~5 ms of import on every function start.
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas")
@@ -160,3 +163,18 @@ def validate(schema_name: str, obj: Any) -> list[tuple[str, str]]:
     v = _Validator(root)
     v.check(obj, root, "")
     return v.errors
+
+
+def schema_results(kind: str, obj: dict[str, Any], valid: dict[int, Any] | None = None) -> list[Result]:
+    """Schema errors of one input as results. With ``valid`` (one process running several steps
+    over the same objects), an object that validated once is not validated again: the steps write
+    only the status the schema already allows, and a step that errs ends the run."""
+    if valid is not None and valid.get(id(obj)) is obj:
+        return []
+    ref = resource_ref(obj)
+    out = []
+    for path, msg in validate(kind, obj):
+        out.append(error(f"{kind} {ref.name or '<unnamed>'}: {path} {msg}", ref, path))
+    if valid is not None and not out:
+        valid[id(obj)] = obj
+    return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .paths import get_path
+
 # kind -> (apiVersion, path from the object to the pod template, path to the label selector)
 WORKLOAD_KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...] | None]] = {
     "Deployment": ("apps/v1", ("spec", "template"), ("spec", "selector")),
@@ -21,26 +23,18 @@ def is_workload(obj: dict[str, Any]) -> bool:
     return kind in WORKLOAD_KINDS and obj.get("apiVersion") == WORKLOAD_KINDS[kind][0]
 
 
-def _get(obj: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
 def pod_template_path(kind: str) -> tuple[str, ...]:
     return WORKLOAD_KINDS[kind][1]
 
 
 def pod_template(obj: dict[str, Any]) -> dict[str, Any]:
     """The pod template (for a bare Pod: the Pod itself); {} when absent or malformed."""
-    tpl = _get(obj, pod_template_path(obj["kind"])) if pod_template_path(obj["kind"]) else obj
+    tpl = get_path(obj, *pod_template_path(obj["kind"])) if pod_template_path(obj["kind"]) else obj
     return tpl if isinstance(tpl, dict) else {}
 
 
 def pod_labels(obj: dict[str, Any]) -> dict[str, str]:
-    labels = _get(pod_template(obj), ("metadata", "labels"))
+    labels = get_path(pod_template(obj), "metadata", "labels")
     return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
 
@@ -59,7 +53,7 @@ def selector_match_labels(obj: dict[str, Any]) -> dict[str, str] | None:
     path = WORKLOAD_KINDS[obj["kind"]][2]
     if path is None:
         return None
-    sel = _get(obj, path)
+    sel = get_path(obj, *path)
     ml = sel.get("matchLabels") if isinstance(sel, dict) else None
     return {str(k): str(v) for k, v in ml.items()} if isinstance(ml, dict) else None
 

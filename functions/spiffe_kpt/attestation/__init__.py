@@ -17,6 +17,7 @@ from typing import Any
 
 from ..api import workloads as wl
 from ..api.ownership import Desired, mark, owner_of, sync
+from ..api.paths import get_path
 from ..api.resolve import Identity, Resolution, resolve
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import file_path, is_local_config, resource_ref
@@ -92,7 +93,7 @@ def _set_namespace(obj: dict[str, Any], namespace: str) -> None:
 
 
 def _csi_request(ident: Identity) -> CSIRequest | None:
-    csi = (ident.spec.get("workloadAPI") or {}).get("csi")
+    csi = get_path(ident.spec, "workloadAPI", "csi")
     if not csi:
         return None
     return CSIRequest(tuple(csi["containers"]), csi.get("mountPath", DEFAULT_MOUNT_PATH),

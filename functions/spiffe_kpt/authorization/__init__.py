@@ -17,8 +17,9 @@ import sys
 from typing import Any, Callable
 
 from .. import API_VERSION
+from ..api.context import IDENTITY_CONTEXT
 from ..api.ownership import Desired, conflict_results, mark, owner_of, sync
-from ..api.resolve import IDENTITY_CONTEXT, Resolution, condition_type, resolve
+from ..api.resolve import Resolution, condition_type, resolve
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import ANN_LOCAL_CONFIG, resource_ref
 from ..krm.results import Result, name_list

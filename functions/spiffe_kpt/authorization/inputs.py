@@ -12,7 +12,9 @@ import difflib
 import ipaddress
 from typing import Any
 
-from ..api.resolve import Context, Identity
+from ..api.context import Context
+from ..api.paths import get_path
+from ..api.resolve import Identity
 from ..krm.results import Result, error, name_list, warning
 from . import attachments
 from .model import Network, Peer, Port
@@ -84,7 +86,7 @@ def check_peer_clusters(ctx: Context) -> list[Result]:
     out: list[Result] = []
     ctx_name = ctx.ref.name if ctx.ref else ""
     seen: dict[str, int] = {}
-    for i, cluster in enumerate((ctx.spec.get("policy") or {}).get("peerClusters") or []):
+    for i, cluster in enumerate(get_path(ctx.spec, "policy", "peerClusters", default=())):
         base = f"spec.policy.peerClusters[{i}]"
         name = cluster.get("name", "")
         if name in seen:

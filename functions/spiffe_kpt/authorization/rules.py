@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..api import workloads as wl
-from ..api.resolve import Context, Identity
+from ..api.context import Context
+from ..api.paths import get_path
+from ..api.resolve import Identity
 from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
 from ..krm.results import Result, error, name_list, warning
 from . import attachments
@@ -47,18 +49,27 @@ class RuleResolution:
     waiting: list[str] = field(default_factory=list)
 
 
-def read_policy_settings(ctx: Context) -> tuple[tuple[str, ...], bool, DnsEgress, dict[str, tuple[str, ...]]]:
-    """(backends, defaultDeny, DNS egress, peer cluster CIDRs) from IdentityContext spec.policy."""
+class PolicySettings(NamedTuple):
+    """IdentityContext spec.policy, as the rules need it."""
+
+    backends: tuple[str, ...]
+    default_deny: bool
+    dns: DnsEgress
+    peer_clusters: dict[str, tuple[str, ...]]  # name -> CIDRs
+
+
+def read_policy_settings(ctx: Context) -> PolicySettings:
     policy = ctx.spec.get("policy") or {}
-    backends = tuple(b for b in BACKENDS if b in (policy.get("backends") or []))
-    dns = _kept_egress(policy.get("dns") or {}, DnsEgress())
-    clusters = {c["name"]: tuple(c["cidrs"]) for c in policy.get("peerClusters") or []}
-    return backends, policy.get("defaultDeny", True), dns, clusters
+    return PolicySettings(
+        backends=tuple(b for b in BACKENDS if b in (policy.get("backends") or [])),
+        default_deny=policy.get("defaultDeny", True),
+        dns=_kept_egress(policy.get("dns") or {}, DnsEgress()),
+        peer_clusters={c["name"]: tuple(c["cidrs"]) for c in policy.get("peerClusters") or []})
 
 
 def read_istiod_egress(ctx: Context) -> IstiodEgress:
     """spec.policy.istiod: the control-plane egress kept under default deny with the istio backend."""
-    return _kept_egress((ctx.spec.get("policy") or {}).get("istiod") or {}, IstiodEgress())
+    return _kept_egress(get_path(ctx.spec, "policy", "istiod", default={}), IstiodEgress())
 
 
 def _kept_egress(spec: dict[str, Any], default: Any) -> Any:
@@ -95,11 +106,11 @@ def container_ports(workload: dict[str, Any]) -> tuple[dict[str, Port], set[tupl
 
 def resolve_rules(identities: list[Identity], ctx: Context, items: list[dict[str, Any]]) -> RuleResolution:
     """``items``: the package, for the Multus attachments it defines."""
-    backends, default_deny, dns, clusters = read_policy_settings(ctx)
-    model = PolicyModel(backends=backends, default_deny=default_deny, dns=dns, istiod=read_istiod_egress(ctx))
+    settings = read_policy_settings(ctx)
+    model = PolicyModel(backends=settings.backends, default_deny=settings.default_deny, dns=settings.dns,
+                        istiod=read_istiod_egress(ctx))
     out = RuleResolution(model)
     out.errors.extend(check_peer_clusters(ctx))
-    nads = attachments.defined(items)
     by_name = {i.name: i for i in identities}
     ready = [i for i in identities if i.spiffe_id is not None]
     for ident in ready:
@@ -107,8 +118,9 @@ def resolve_rules(identities: list[Identity], ctx: Context, items: list[dict[str
         if not _ISTIO_PATH.match(ident.spiffe_id.path):  # type: ignore[union-attr]
             model.non_istio_ids.append(ident.name)
     model.namespaces = sorted({e.namespace for e in model.endpoints.values()})
-    by_id = {e.spiffe_id: e for e in model.endpoints.values()}
-
+    resolver = _RuleResolver(ctx=ctx, out=out, by_name=by_name,
+                             by_id={e.spiffe_id: e for e in model.endpoints.values()},
+                             clusters=settings.peer_clusters, nads=attachments.defined(items))
     for ident in identities:
         if not (ident.spec.get("ingress") or ident.spec.get("egress")):
             continue
@@ -118,261 +130,273 @@ def resolve_rules(identities: list[Identity], ctx: Context, items: list[dict[str
         for direction in DIRECTIONS:
             rules = ident.spec.get(direction) or []
             if rules:
-                _resolve_identity_rules(ident, rules, by_name, by_id, clusters, ctx, out, direction, nads)
+                resolver.identity_rules(ident, rules, direction)
     return out
 
 
-def _resolve_identity_rules(ident: Identity, rules: list[dict[str, Any]], by_name: dict[str, Identity],
-                            by_id: dict[str, Endpoint], clusters: dict[str, tuple[str, ...]], ctx: Context,
-                            out: RuleResolution, direction: str = "ingress",
-                            nads: frozenset[str] = frozenset()) -> None:
-    named, exposed = container_ports(ident.workload)
-    requested = attachments.requested(ident.workload)
-    egress = direction == "egress"
-    peers_key = PEERS_KEY[direction]
-    target = out.model.endpoints.get(ident.name)
-    seen_names: dict[str, int] = {}
-    # (port, protocol, network) -> rule that declared it: two rules for one port is a conflict.
-    claimed: dict[tuple[int, str, str], str] = {}
-    for i, raw in enumerate(rules):
-        path = f"spec.{direction}[{i}]"
-        rname = raw["name"]
-        before = len(out.errors)
-        if rname in seen_names:
-            out.errors.append(error(
-                f"WorkloadIdentity {ident.name}: two {direction} rules are named {rname!r} "
-                f"(spec.{direction}[{seen_names[rname]}] and {path}); rule names must be unique within an identity",
-                ident.ref, f"{path}.name", current_value=rname))
-        seen_names.setdefault(rname, i)
+@dataclass
+class _RuleResolver:
+    """The look-ups every rule of a package is resolved against, and the findings it collects."""
 
-        peers = _resolve_peers(ident, rname, raw, path, by_name, by_id, clusters, ctx, out, direction)
-        allow_all = bool(raw.get("allowAll"))
-        if not raw.get(peers_key) and not allow_all:
-            what = ("would let this workload reach every peer; list the servers under 'to', or set allowAll: true "
-                    "if it really may connect to anyone on these ports") if egress else \
-                ("would let every peer in; list the peers under 'from', or set allowAll: true if the port really "
-                 "is open to all")
-            out.errors.append(error(
-                f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} has no {peers_key!r}, which {what}",
-                ident.ref, f"{path}.{peers_key}"))
-        elif raw.get(peers_key) and allow_all:
-            out.errors.append(error(
-                f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} sets allowAll: true and lists peers "
-                f"under {peers_key!r}; choose one (allowAll accepts every peer, so the list would mean nothing)",
-                ident.ref, f"{path}.allowAll", current_value=True))
+    ctx: Context
+    out: RuleResolution
+    by_name: dict[str, Identity]
+    by_id: dict[str, Endpoint]  # SPIFFE ID -> endpoint of an identity of the package
+    clusters: dict[str, tuple[str, ...]]  # spec.policy.peerClusters: name -> CIDRs
+    nads: frozenset[str]  # the Multus attachments the package defines
 
-        network = None
-        if raw.get("network"):
-            ns, _, name = raw["network"].rpartition("/")
-            network = Network(ns or ident.namespace, name)
-            where = (ident, rname, direction, network, raw["network"], f"{path}.network", nads, requested)
-            for found, into in ((check_network(*where), out.errors), (unattached_network(*where), out.advisories)):
-                if found is not None:
-                    into.append(found)
-
-        ports: list[Port] = []
-        for k, rp in enumerate(raw["ports"]):
-            ppath = f"{path}.ports[{k}]"
-            if egress:
-                port = _resolve_egress_port(ident, rname, rp, ppath, raw, by_name, out)
-            else:
-                port = _resolve_port(ident, rname, rp, ppath, named, out)
-            if port is None:
-                continue
-            key = (port.number, port.protocol, network.ref if network else "")
-            other = claimed.get(key)
-            if other is not None and other != rname:
-                on = f" on network {network.ref}" if network else ""
+    def identity_rules(self, ident: Identity, rules: list[dict[str, Any]], direction: str) -> None:
+        out = self.out
+        named, exposed = container_ports(ident.workload)
+        requested = attachments.requested(ident.workload)
+        egress = direction == "egress"
+        peers_key = PEERS_KEY[direction]
+        target = out.model.endpoints.get(ident.name)
+        seen_names: dict[str, int] = {}
+        # (port, protocol, network) -> rule that declared it: two rules for one port is a conflict.
+        claimed: dict[tuple[int, str, str], str] = {}
+        for i, raw in enumerate(rules):
+            path = f"spec.{direction}[{i}]"
+            rname = raw["name"]
+            before = len(out.errors)
+            if rname in seen_names:
                 out.errors.append(error(
-                    f"WorkloadIdentity {ident.name}: {direction} rules {other!r} and {rname!r} both declare "
-                    f"{port}{on}; a port's peers are declared once, so merge the two rules' {peers_key!r} lists "
-                    "into one rule", ident.ref, ppath, current_value=rp.get("port")))
-                continue
-            claimed[key] = rname
-            if port not in ports:
-                ports.append(port)
-            if not egress and not port.end and (port.number, port.protocol) not in exposed:
-                out.advisories.append(warning(
-                    f"WorkloadIdentity {ident.name}: ingress rule {rname!r} allows {port}, but no container of "
-                    f"{ident.workload_ref} declares that port; add it to the container's ports (or fix the "
-                    "rule) so the allowed port is the one the workload serves", ident.ref, ppath,
-                    current_value=rp.get("port")))
-            if egress:
-                for peer in peers:
-                    server = by_name.get(peer.value) if peer.kind == "identity" else None
-                    if server is None or port.end or (port.number, port.protocol) in container_ports(server.workload)[1]:
-                        continue
+                    f"WorkloadIdentity {ident.name}: two {direction} rules are named {rname!r} "
+                    f"(spec.{direction}[{seen_names[rname]}] and {path}); rule names must be unique within an identity",
+                    ident.ref, f"{path}.name", current_value=rname))
+            seen_names.setdefault(rname, i)
+
+            peers = self._peers(ident, rname, raw, path, direction)
+            allow_all = bool(raw.get("allowAll"))
+            if not raw.get(peers_key) and not allow_all:
+                what = ("would let this workload reach every peer; list the servers under 'to', or set allowAll: true "
+                        "if it really may connect to anyone on these ports") if egress else \
+                    ("would let every peer in; list the peers under 'from', or set allowAll: true if the port really "
+                     "is open to all")
+                out.errors.append(error(
+                    f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} has no {peers_key!r}, which {what}",
+                    ident.ref, f"{path}.{peers_key}"))
+            elif raw.get(peers_key) and allow_all:
+                out.errors.append(error(
+                    f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} sets allowAll: true and lists peers "
+                    f"under {peers_key!r}; choose one (allowAll accepts every peer, so the list would mean nothing)",
+                    ident.ref, f"{path}.allowAll", current_value=True))
+
+            network = None
+            if raw.get("network"):
+                ns, _, name = raw["network"].rpartition("/")
+                network = Network(ns or ident.namespace, name)
+                where = (ident, rname, direction, network, raw["network"], f"{path}.network", self.nads, requested)
+                for found, into in ((check_network(*where), out.errors), (unattached_network(*where), out.advisories)):
+                    if found is not None:
+                        into.append(found)
+
+            ports: list[Port] = []
+            for k, rp in enumerate(raw["ports"]):
+                ppath = f"{path}.ports[{k}]"
+                if egress:
+                    port = self._egress_port(ident, rname, rp, ppath, raw)
+                else:
+                    port = self._ingress_port(ident, rname, rp, ppath, named)
+                if port is None:
+                    continue
+                key = (port.number, port.protocol, network.ref if network else "")
+                other = claimed.get(key)
+                if other is not None and other != rname:
+                    on = f" on network {network.ref}" if network else ""
+                    out.errors.append(error(
+                        f"WorkloadIdentity {ident.name}: {direction} rules {other!r} and {rname!r} both declare "
+                        f"{port}{on}; a port's peers are declared once, so merge the two rules' {peers_key!r} lists "
+                        "into one rule", ident.ref, ppath, current_value=rp.get("port")))
+                    continue
+                claimed[key] = rname
+                if port not in ports:
+                    ports.append(port)
+                if not egress and not port.end and (port.number, port.protocol) not in exposed:
                     out.advisories.append(warning(
-                        f"WorkloadIdentity {ident.name}: egress rule {rname!r} allows {port} to {peer.value}, but no "
-                        f"container of {server.workload_ref} declares that port; add it to that container's ports "
-                        "(or fix the rule) so the opened port is one the server serves", ident.ref, ppath,
+                        f"WorkloadIdentity {ident.name}: ingress rule {rname!r} allows {port}, but no container of "
+                        f"{ident.workload_ref} declares that port; add it to the container's ports (or fix the "
+                        "rule) so the allowed port is the one the workload serves", ident.ref, ppath,
                         current_value=rp.get("port")))
-        if not egress:
-            out.errors.extend(check_mesh_trust(ident, rname, peers, ports, network, out.model.backends, ctx))
-        if len(out.errors) == before and target is not None:
-            rule = Rule(name=rname, target=target, peers=peers, ports=ports, network=network, allow_all=allow_all,
-                        field_path=path, description=str(raw.get("description") or ""), direction=direction)
-            (out.model.egress_rules if egress else out.model.rules).append(rule)
+                if egress:
+                    for peer in peers:
+                        server = self.by_name.get(peer.value) if peer.kind == "identity" else None
+                        if server is None or port.end:
+                            continue
+                        if (port.number, port.protocol) in container_ports(server.workload)[1]:
+                            continue
+                        out.advisories.append(warning(
+                            f"WorkloadIdentity {ident.name}: egress rule {rname!r} allows {port} to {peer.value}, but no "
+                            f"container of {server.workload_ref} declares that port; add it to that container's ports "
+                            "(or fix the rule) so the opened port is one the server serves", ident.ref, ppath,
+                            current_value=rp.get("port")))
+            if not egress:
+                out.errors.extend(check_mesh_trust(ident, rname, peers, ports, network, out.model.backends, self.ctx))
+            if len(out.errors) == before and target is not None:
+                rule = Rule(name=rname, target=target, peers=peers, ports=ports, network=network, allow_all=allow_all,
+                            field_path=path, description=str(raw.get("description") or ""), direction=direction)
+                (out.model.egress_rules if egress else out.model.rules).append(rule)
 
 
-def _resolve_port(ident: Identity, rname: str, rp: dict[str, Any], path: str, named: dict[str, Port],
-                  out: RuleResolution) -> Port | None:
-    value = rp["port"]
-    if "endPort" in rp:
-        return _port_range(ident, rname, rp, path, "ingress", out)
-    if isinstance(value, int):
-        return Port(value, rp.get("protocol", "TCP"))
-    found = named.get(value)
-    if found is None:
-        have = ", ".join(sorted(named)) or "none"
-        out.errors.append(error(
-            f"WorkloadIdentity {ident.name}: ingress rule {rname!r} names port {value!r}, but no container of "
-            f"{ident.workload_ref} has a port of that name (named ports: {have}); use a port number or add "
-            "the name to the container port", ident.ref, f"{path}.port", current_value=value))
-        return None
-    if rp.get("protocol") and rp["protocol"] != found.protocol:
-        out.errors.append(error(
-            f"WorkloadIdentity {ident.name}: ingress rule {rname!r} says port {value!r} is {rp['protocol']}, "
-            f"but the container port {value!r} is {found.protocol} {found.number}; remove 'protocol' or make "
-            "them agree", ident.ref, f"{path}.protocol", current_value=rp["protocol"],
-            proposed_value=found.protocol))
-        return None
-    return found
-
-
-def _port_range(ident: Identity, rname: str, rp: dict[str, Any], path: str, direction: str,
-                out: RuleResolution) -> Port | None:
-    """'port' to 'endPort' (NetworkPolicy's port range): numbers only, in order."""
-    value, end = rp["port"], rp["endPort"]
-    if not isinstance(value, int) or end < value:
-        why = "a port number, not a name," if not isinstance(value, int) else f"at most endPort ({end})"
-        out.errors.append(error(
-            f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} gives endPort {end}, so 'port' must be "
-            f"{why}: the range is port..endPort. Fix 'port', or remove endPort for a single port",
-            ident.ref, f"{path}.port", current_value=value))
-        return None
-    return Port(value, rp.get("protocol", "TCP"), end=end if end != value else 0)
-
-
-def _resolve_egress_port(ident: Identity, rname: str, rp: dict[str, Any], path: str, raw: dict[str, Any],
-                         by_name: dict[str, Identity], out: RuleResolution) -> Port | None:
-    """An egress port is the server's: a name resolves only when every peer is an identity of
-    this package whose workload has a container port of that name (one number, one protocol)."""
-    value = rp["port"]
-    if "endPort" in rp:
-        return _port_range(ident, rname, rp, path, "egress", out)
-    if isinstance(value, int):
-        return Port(value, rp.get("protocol", "TCP"))
-    found: set[Port] = set()
-    unresolvable = not raw.get("to")
-    for p in raw.get("to") or []:
-        peer = by_name.get(p.get("identity", "")) if set(p) == {"identity"} else None
-        port = container_ports(peer.workload)[0].get(value) if peer is not None else None
-        if port is None:
-            unresolvable = True
-        else:
-            found.add(Port(port.number, port.protocol, value))
-    if unresolvable or len(found) != 1:
-        out.errors.append(error(
-            f"WorkloadIdentity {ident.name}: egress rule {rname!r} names port {value!r}, which can only be resolved "
-            "when every 'to' peer is an identity of this package whose workload has one container port of that "
-            "name; use the server's port number (and protocol)", ident.ref, f"{path}.port", current_value=value))
-        return None
-    port = found.pop()
-    if rp.get("protocol") and rp["protocol"] != port.protocol:
-        out.errors.append(error(
-            f"WorkloadIdentity {ident.name}: egress rule {rname!r} says port {value!r} is {rp['protocol']}, but the "
-            f"servers' container port {value!r} is {port.protocol} {port.number}; remove 'protocol' or make them "
-            "agree", ident.ref, f"{path}.protocol", current_value=rp["protocol"], proposed_value=port.protocol))
-        return None
-    return port
-
-
-def _resolve_peers(ident: Identity, rname: str, raw: dict[str, Any], path: str, by_name: dict[str, Identity],
-                   by_id: dict[str, Endpoint], clusters: dict[str, tuple[str, ...]], ctx: Context,
-                   out: RuleResolution, direction: str = "ingress") -> list[Peer]:
-    peers: list[Peer] = []
-    key = PEERS_KEY[direction]
-    for j, p in enumerate(raw.get(key) or []):
-        fpath = f"{path}.{key}[{j}]"
-        kinds = [k for k in PEER_KINDS if k in p]
-        if len(kinds) != 1:
+    def _ingress_port(self, ident: Identity, rname: str, rp: dict[str, Any], path: str,
+                      named: dict[str, Port]) -> Port | None:
+        out = self.out
+        value = rp["port"]
+        if "endPort" in rp:
+            return self._port_range(ident, rname, rp, path, "ingress")
+        if isinstance(value, int):
+            return Port(value, rp.get("protocol", "TCP"))
+        found = named.get(value)
+        if found is None:
+            have = ", ".join(sorted(named)) or "none"
             out.errors.append(error(
-                f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: each {key!r} entry sets exactly one of "
-                f"{', '.join(PEER_KINDS)}; this one sets {', '.join(kinds) or 'none'}. Split it into one entry "
-                "per peer", ident.ref, fpath))
-            continue
-        kind = kinds[0]
-        value = p[kind]
-        named_cluster = p.get("cluster", "")
-        # For a SPIFFE ID peer, naming this very cluster is the same as not naming one.
-        cluster = "" if named_cluster == ctx.cluster_name else named_cluster
-        if kind == "identity":
-            if named_cluster:
-                # Also when it names this cluster: the package may be deployed to other clusters,
-                # where the same words would name another one.
-                fix = (f"remove 'cluster' (the package is deployed to cluster {named_cluster!r} here, but to "
-                       "any other cluster it is cloned to the same 'cluster' would name a different one)"
-                       if not cluster else
-                       f"for a peer in cluster {cluster!r} use its spiffeID (or spiffeIDPrefix) with 'cluster'")
-                out.errors.append(error(
-                    f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: 'identity' names a WorkloadIdentity "
-                    f"of this package, which always runs in the package's own cluster, so it takes no 'cluster'; "
-                    f"{fix}", ident.ref, f"{fpath}.cluster", current_value=named_cluster))
-                continue
-            if p.get("podLabels"):
-                out.errors.append(error(
-                    f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: podLabels is for peers outside the "
-                    f"package; identity {value!r} is selected by its own selector labels. Remove podLabels",
-                    ident.ref, f"{fpath}.podLabels"))
-                continue
-            peer_ident = by_name.get(value)
-            if peer_ident is None:
-                known = name_list(sorted(by_name)) or "none"
-                out.errors.append(error(
-                    f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} "
-                    f"{'may reach' if direction == 'egress' else 'allows'} identity {value!r}, which is "
-                    f"not a WorkloadIdentity of this package (identities: {known}); fix the name, or use "
-                    "spiffeID for a workload outside the package", ident.ref, f"{fpath}.identity",
-                    current_value=value))
-                continue
-            ep = out.model.endpoints.get(value)
-            if ep is not None:
-                peers.append(Peer(kind, value, fpath, ep.principal, endpoint=ep))
-            continue
-        try:
-            if kind == "spiffeID":
-                sid = parse(value)
-                principal, td, spath = sid.istio_principal, sid.trust_domain, sid.path
-            elif kind == "spiffeIDPrefix":
-                sid = parse(value.rstrip("/"))
-                principal, td, spath = sid.istio_principal + "/*", sid.trust_domain, sid.path
+                f"WorkloadIdentity {ident.name}: ingress rule {rname!r} names port {value!r}, but no container of "
+                f"{ident.workload_ref} has a port of that name (named ports: {have}); use a port number or add "
+                "the name to the container port", ident.ref, f"{path}.port", current_value=value))
+            return None
+        if rp.get("protocol") and rp["protocol"] != found.protocol:
+            out.errors.append(error(
+                f"WorkloadIdentity {ident.name}: ingress rule {rname!r} says port {value!r} is {rp['protocol']}, "
+                f"but the container port {value!r} is {found.protocol} {found.number}; remove 'protocol' or make "
+                "them agree", ident.ref, f"{path}.protocol", current_value=rp["protocol"],
+                proposed_value=found.protocol))
+            return None
+        return found
+
+
+    def _port_range(self, ident: Identity, rname: str, rp: dict[str, Any], path: str, direction: str) -> Port | None:
+        """'port' to 'endPort' (NetworkPolicy's port range): numbers only, in order."""
+        out = self.out
+        value, end = rp["port"], rp["endPort"]
+        if not isinstance(value, int) or end < value:
+            why = "a port number, not a name," if not isinstance(value, int) else f"at most endPort ({end})"
+            out.errors.append(error(
+                f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} gives endPort {end}, so 'port' must be "
+                f"{why}: the range is port..endPort. Fix 'port', or remove endPort for a single port",
+                ident.ref, f"{path}.port", current_value=value))
+            return None
+        return Port(value, rp.get("protocol", "TCP"), end=end if end != value else 0)
+
+
+    def _egress_port(self, ident: Identity, rname: str, rp: dict[str, Any], path: str,
+                     raw: dict[str, Any]) -> Port | None:
+        """An egress port is the server's: a name resolves only when every peer is an identity of
+        this package whose workload has a container port of that name (one number, one protocol)."""
+        out, by_name = self.out, self.by_name
+        value = rp["port"]
+        if "endPort" in rp:
+            return self._port_range(ident, rname, rp, path, "egress")
+        if isinstance(value, int):
+            return Port(value, rp.get("protocol", "TCP"))
+        found: set[Port] = set()
+        unresolvable = not raw.get("to")
+        for p in raw.get("to") or []:
+            peer = by_name.get(p.get("identity", "")) if set(p) == {"identity"} else None
+            port = container_ports(peer.workload)[0].get(value) if peer is not None else None
+            if port is None:
+                unresolvable = True
             else:
-                td = validate_trust_domain(value)
-                principal, spath = td + "/*", ""
-        except SpiffeIDError as exc:
-            out.errors.append(error(f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: {kind} {value!r} is "
-                                    f"not valid: {exc}", ident.ref, f"{fpath}.{kind}", current_value=value))
-            continue
-        if kind == "spiffeID" and not cluster and value in by_id:
-            # An exact ID of an identity in the package: select its pods like an 'identity' peer.
-            ep = by_id[value]
-            peers.append(Peer(kind, value, fpath, principal, endpoint=ep))
-            continue
-        namespace = _local_namespace(kind, td, spath, cluster, ctx)
-        labels = tuple(sorted((p.get("podLabels") or {}).items()))
-        if labels and not namespace:
+                found.add(Port(port.number, port.protocol, value))
+        if unresolvable or len(found) != 1:
             out.errors.append(error(
-                f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: podLabels selects the peer's pods in "
-                f"this cluster by namespace and labels, but {value!r}{' (cluster ' + cluster + ')' if cluster else ''} "
-                "names no namespace of this cluster (an ID or prefix '.../ns/<namespace>/...' of this trust domain and "
-                "cluster). Remove podLabels; a peer of another cluster is admitted by the address ranges of "
-                "spec.policy.peerClusters", ident.ref, f"{fpath}.podLabels"))
-            continue
-        peers.append(Peer(kind, value, fpath, principal, cluster=cluster, cidrs=clusters.get(cluster, ()),
-                          namespace=namespace, pod_labels=labels,
-                          advice="" if namespace or cluster else _unselectable_advice(kind, td, spath, ctx)))
-    return peers
+                f"WorkloadIdentity {ident.name}: egress rule {rname!r} names port {value!r}, which can only be resolved "
+                "when every 'to' peer is an identity of this package whose workload has one container port of that "
+                "name; use the server's port number (and protocol)", ident.ref, f"{path}.port", current_value=value))
+            return None
+        port = found.pop()
+        if rp.get("protocol") and rp["protocol"] != port.protocol:
+            out.errors.append(error(
+                f"WorkloadIdentity {ident.name}: egress rule {rname!r} says port {value!r} is {rp['protocol']}, but the "
+                f"servers' container port {value!r} is {port.protocol} {port.number}; remove 'protocol' or make them "
+                "agree", ident.ref, f"{path}.protocol", current_value=rp["protocol"], proposed_value=port.protocol))
+            return None
+        return port
+
+
+    def _peers(self, ident: Identity, rname: str, raw: dict[str, Any], path: str, direction: str) -> list[Peer]:
+        out, ctx = self.out, self.ctx
+        peers: list[Peer] = []
+        key = PEERS_KEY[direction]
+        for j, p in enumerate(raw.get(key) or []):
+            fpath = f"{path}.{key}[{j}]"
+            kinds = [k for k in PEER_KINDS if k in p]
+            if len(kinds) != 1:
+                out.errors.append(error(
+                    f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: each {key!r} entry sets exactly one of "
+                    f"{', '.join(PEER_KINDS)}; this one sets {', '.join(kinds) or 'none'}. Split it into one entry "
+                    "per peer", ident.ref, fpath))
+                continue
+            kind = kinds[0]
+            value = p[kind]
+            named_cluster = p.get("cluster", "")
+            # For a SPIFFE ID peer, naming this very cluster is the same as not naming one.
+            cluster = "" if named_cluster == ctx.cluster_name else named_cluster
+            if kind == "identity":
+                if named_cluster:
+                    # Also when it names this cluster: the package may be deployed to other clusters,
+                    # where the same words would name another one.
+                    fix = (f"remove 'cluster' (the package is deployed to cluster {named_cluster!r} here, but to "
+                           "any other cluster it is cloned to the same 'cluster' would name a different one)"
+                           if not cluster else
+                           f"for a peer in cluster {cluster!r} use its spiffeID (or spiffeIDPrefix) with 'cluster'")
+                    out.errors.append(error(
+                        f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: 'identity' names a WorkloadIdentity "
+                        f"of this package, which always runs in the package's own cluster, so it takes no 'cluster'; "
+                        f"{fix}", ident.ref, f"{fpath}.cluster", current_value=named_cluster))
+                    continue
+                if p.get("podLabels"):
+                    out.errors.append(error(
+                        f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: podLabels is for peers outside the "
+                        f"package; identity {value!r} is selected by its own selector labels. Remove podLabels",
+                        ident.ref, f"{fpath}.podLabels"))
+                    continue
+                peer_ident = self.by_name.get(value)
+                if peer_ident is None:
+                    known = name_list(sorted(self.by_name)) or "none"
+                    out.errors.append(error(
+                        f"WorkloadIdentity {ident.name}: {direction} rule {rname!r} "
+                        f"{'may reach' if direction == 'egress' else 'allows'} identity {value!r}, which is "
+                        f"not a WorkloadIdentity of this package (identities: {known}); fix the name, or use "
+                        "spiffeID for a workload outside the package", ident.ref, f"{fpath}.identity",
+                        current_value=value))
+                    continue
+                ep = out.model.endpoints.get(value)
+                if ep is not None:
+                    peers.append(Peer(kind, value, fpath, ep.principal, endpoint=ep))
+                continue
+            try:
+                if kind == "spiffeID":
+                    sid = parse(value)
+                    principal, td, spath = sid.istio_principal, sid.trust_domain, sid.path
+                elif kind == "spiffeIDPrefix":
+                    sid = parse(value.rstrip("/"))
+                    principal, td, spath = sid.istio_principal + "/*", sid.trust_domain, sid.path
+                else:
+                    td = validate_trust_domain(value)
+                    principal, spath = td + "/*", ""
+            except SpiffeIDError as exc:
+                out.errors.append(error(f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: {kind} {value!r} is "
+                                        f"not valid: {exc}", ident.ref, f"{fpath}.{kind}", current_value=value))
+                continue
+            if kind == "spiffeID" and not cluster and value in self.by_id:
+                # An exact ID of an identity in the package: select its pods like an 'identity' peer.
+                ep = self.by_id[value]
+                peers.append(Peer(kind, value, fpath, principal, endpoint=ep))
+                continue
+            namespace = _local_namespace(kind, td, spath, cluster, ctx)
+            labels = tuple(sorted((p.get("podLabels") or {}).items()))
+            if labels and not namespace:
+                out.errors.append(error(
+                    f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: podLabels selects the peer's pods in "
+                    f"this cluster by namespace and labels, but {value!r}{' (cluster ' + cluster + ')' if cluster else ''} "
+                    "names no namespace of this cluster (an ID or prefix '.../ns/<namespace>/...' of this trust domain and "
+                    "cluster). Remove podLabels; a peer of another cluster is admitted by the address ranges of "
+                    "spec.policy.peerClusters", ident.ref, f"{fpath}.podLabels"))
+                continue
+            peers.append(Peer(kind, value, fpath, principal, cluster=cluster, cidrs=self.clusters.get(cluster, ()),
+                              namespace=namespace, pod_labels=labels,
+                              advice="" if namespace or cluster else _unselectable_advice(kind, td, spath, ctx)))
+        return peers
 
 
 def _local_namespace(kind: str, td: str, spath: str, cluster: str, ctx: Context) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Iterable
 
+from ..api.paths import get_path
 from ..krm import yamlio
 from .tree import Entry, TreeChange
 
@@ -139,9 +140,9 @@ def _where(r: dict[str, Any]) -> str:
     if ref:
         ns = f"{ref['namespace']}/" if ref.get("namespace") else ""
         parts.append(f"{ref.get('kind', '?')} {ns}{ref.get('name', '?')}")
-    if (r.get("field") or {}).get("path"):
+    if get_path(r, "field", "path"):
         parts.append(str(r["field"]["path"]))
-    if (r.get("file") or {}).get("path"):
+    if get_path(r, "file", "path"):
         parts.append(f"({r['file']['path']})")
     return " ".join(parts)
 

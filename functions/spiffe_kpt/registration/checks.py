@@ -18,6 +18,7 @@ from typing import Any
 
 from ..api import workloads as wl
 from ..api.ownership import owner_of
+from ..api.paths import get_path
 from ..api.resolve import Resolution
 from ..api.schema import validate
 from ..krm.resourcelist import ResourceList, resource_ref
@@ -101,7 +102,7 @@ def _check_foreign_selectors(items: list[dict[str, Any]], res: Resolution) -> li
 
     Pairwise, but over the few hand-written ClusterSPIFFEIDs a package has, not over all items."""
     foreign = [o for o in items if o.get("kind") == clusterspiffeid.KIND and not owner_of(o)
-               and not (o.get("spec") or {}).get("fallback")]
+               and not get_path(o, "spec", "fallback")]
     out: list[Result] = []
     if not foreign:
         return out

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..api.context import Context
 from ..api.ownership import mark
-from ..api.resolve import Context, Identity
+from ..api.resolve import Identity
 
 API_VERSION = "spire.spiffe.io/v1alpha1"
 KIND = "ClusterSPIFFEID"

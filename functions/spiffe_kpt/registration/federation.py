@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import API_VERSION as OUR_API
+from ..api.context import IDENTITY_CONTEXT, Context
 from ..api.ownership import mark
-from ..api.resolve import IDENTITY_CONTEXT, Context
 from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
 from ..krm.results import Result, error, warning
 from .clusterspiffeid import API_VERSION

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import API_VERSION as OUR_API
+from ..api.context import Context, check_federates_with
 from ..api.ownership import mark
-from ..api.resolve import Context, check_federates_with
 from ..api.schema import validate
 from ..identity.spiffeid import SpiffeIDError, parse, validate_path, validate_trust_domain
 from ..krm.resourcelist import ResourceList, resource_ref

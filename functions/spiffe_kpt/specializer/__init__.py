@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ..api.paths import get_path
 from ..api.resolve import Identity, Resolution, condition_type, resolve
 from ..krm import ResourceList, info, run_function
 from ..krm.results import warning
@@ -70,7 +71,7 @@ def update_kptfile(rl: ResourceList, res: Resolution) -> None:
     # Drop conditions and readiness gates of identities that no longer exist (ours only).
     kf.remove_conditions(lambda c: not (isinstance(c, dict) and str(c.get("type", "")).startswith(CONDITION_PREFIX)
                                         and c.get("type") not in live))
-    gates = (kf.obj.get("info") or {}).get("readinessGates")
+    gates = get_path(kf.obj, "info", "readinessGates")
     if isinstance(gates, list):
         gates[:] = [g for g in gates if not (isinstance(g, dict) and
                     str(g.get("conditionType", "")).startswith(CONDITION_PREFIX) and g.get("conditionType") not in live)]
