@@ -687,7 +687,7 @@ def test_objects_spire_config_generated_survive_authorization() -> None:
               "metadata": {"name": "spire-server", "namespace": "spire-server", "annotations": dict(ann)},
               "data": {"server.conf": "server {}"}}]
     out, results, code = render(_package() + copy.deepcopy(spire))
-    assert code == 0, _errors(results)
+    assert code == 0, errors(results)
     kept = [o for o in out if (o.get("metadata") or {}).get("annotations", {}).get("workloadidentity.nephio.org/owner") == owner]
     assert [(o["kind"], o["metadata"]["name"]) for o in kept] == [("NetworkPolicy", "spire-server"), ("ConfigMap", "spire-server")]
     assert not [r for r in results if r["message"].startswith("deleted") and "spire-server" in r["message"]]

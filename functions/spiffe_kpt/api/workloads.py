@@ -98,7 +98,7 @@ def pod_template_type_errors(obj: dict[str, Any]) -> list[tuple[str, str, Any]]:
     out: list[tuple[str, str, Any]] = []
     prefix = field_prefix(obj["kind"])
     at = (prefix + ".") if prefix else ""
-    tpl = _get(obj, pod_template_path(obj["kind"])) if prefix else obj
+    tpl = get_path(obj, *pod_template_path(obj["kind"])) if prefix else obj
 
     def check(path: str, value: Any, expected: type) -> bool:
         if _wrong(value, expected):
