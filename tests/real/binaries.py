@@ -342,6 +342,10 @@ def _build_local(name: str, out: Path) -> None:
 # pause: the pod sandbox (no registry serves registry.k8s.io/pause here)
 VERSIONS["pause"] = _local_source_version("pause")
 BUILDERS["pause"] = lambda out: _build_local("pause", out)
+# chown: the socket-dir-owner init container's image (the package names busybox,
+# which no registry here serves); stdlib only
+VERSIONS["chown"] = _local_source_version("chown")
+BUILDERS["chown"] = lambda out: _build_local("chown", out)
 # svid-workload: the workload image (go-spiffe, pinned by its go.mod/go.sum)
 VERSIONS["svid-workload"] = _local_source_version("svid-workload")
 BUILDERS["svid-workload"] = lambda out: _build_local("svid-workload", out)

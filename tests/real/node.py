@@ -413,6 +413,7 @@ IMAGE_LAYOUT = {
     "spiffe-csi-driver": ("spiffe-csi-driver", []),
     "csi-registrar": ("csi-node-driver-registrar", []),
     "svid-workload": ("svid-workload", []),
+    "chown": ("bin/chown", []),
 }
 
 

@@ -55,6 +55,9 @@ UPSTREAM_IMAGES = {
     "ghcr.io/spiffe/spire-controller-manager": "spire-controller-manager",
     "ghcr.io/spiffe/spiffe-csi-driver": "spiffe-csi-driver",
     "registry.k8s.io/sig-storage/csi-node-driver-registrar": "csi-registrar",
+    # the agents' socket-dir-owner init container runs busybox's /bin/chown: the
+    # image built here has a /bin/chown of its own (tests/real/gosrc/chown)
+    "docker.io/library/busybox": "chown",
 }
 
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import urllib.parse
 from pathlib import Path
 
@@ -32,7 +33,7 @@ EXAMPLE = "oran-focom-ims"
 SERVER_NS, AGENT_NS = "spire-server", "spire-system"
 SERVER_SOCKET = "/tmp/spire-server/private/api.sock"
 IMAGES = ("spire-server", "spire-agent", "spire-controller-manager", "spiffe-csi-driver",
-          "csi-registrar", "svid-workload")
+          "csi-registrar", "svid-workload", "chown")
 
 
 def _ready(pod: dict) -> bool:
@@ -50,7 +51,7 @@ def _describe(node: Node, ns: str) -> str:
     for pod in _pods(node, ns):
         if _ready(pod):
             continue
-        for c in pod["spec"]["containers"]:
+        for c in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
             for prev in ("--previous", "--timestamps"):
                 logs = node.kube.kubectl("logs", "-n", ns, pod["metadata"]["name"], "-c", c["name"], prev,
                                          check=False)
@@ -117,28 +118,13 @@ class SpireOnNode:
 
     def deploy_agent(self) -> None:
         k = self.node.kube
+        # a fresh node: nothing prepares the agent's hostPath socket directory; the kubelet
+        # creates it (DirectoryOrCreate, root 0755) and the rendered socket-dir-owner init
+        # container hands it to the agent's user
+        self.sockets = self.node.host / "run" / "spire" / "agent-sockets"
+        self.sockets_existed = self.sockets.exists()
         k.apply_manifests(to_yaml(apply_order(self.agent_applied)), field_manager="kpt-spire-agent")
-        # FINDING (package bug, see test_rendered_agent_cannot_create_its_socket_on_a_fresh_node):
-        # the kubelet creates the agent's hostPath socket directory (DirectoryOrCreate) as
-        # root, 0755, and the rendered agent runs as uid 10001: it attests, then cannot
-        # create its Workload API socket and crash-loops.  Recorded here, then the
-        # directory is handed to uid 10001 (what a node preparation step would do) and
-        # the pod restarted, so that the rest of the chain can be tested.
-        sel = "app.kubernetes.io/name=spire-agent"
-
-        def refused():
-            for pod in _pods(self.node, AGENT_NS, sel):
-                for prev in ("--previous", "--timestamps"):
-                    p = k.kubectl("logs", "-n", AGENT_NS, pod["metadata"]["name"], prev, check=False)
-                    if "agent-sockets/spire-agent.sock: bind: permission denied" in p.stdout:
-                        return pod
-            return None
-        self.socket_refused = wait_until(refused, 120, "the agent's socket error", interval=2)
-        sockets = self.node.host / "run" / "spire" / "agent-sockets"
-        self.socket_dir_mode = (sockets.stat().st_uid, oct(sockets.stat().st_mode & 0o777))
-        os.chown(sockets, 10001, 10001)
-        k.kubectl("delete", "pod", "-n", AGENT_NS, "-l", sel, "--wait=false")
-        self.agent_pod = wait_ready_pods(self.node, AGENT_NS, sel)[0]
+        self.agent_pod = wait_ready_pods(self.node, AGENT_NS, "app.kubernetes.io/name=spire-agent")[0]
         self.csi_pod = wait_ready_pods(self.node, AGENT_NS, "app.kubernetes.io/name=spiffe-csi-driver")[0]
 
     def server_cli(self, *args: str, check: bool = True):
@@ -210,6 +196,7 @@ def test_rendered_agent_and_csi_driver_run_as_daemonset_pods(agent_node: SpireOn
     expected = {
         f"{agent}.hostNetwork": ("<absent>", True),
         f"{agent}.containers[spire-agent].image": ("ghcr.io/spiffe/spire-agent:1.13.3", s.images["spire-agent"]),
+        f"{agent}.initContainers[socket-dir-owner].image": ("docker.io/library/busybox:1.37.0", s.images["chown"]),
         f"{agent}.volumes[spire-agent-socket-dir].hostPath.path":
             ("/run/spire/agent-sockets", h + "/run/spire/agent-sockets"),
         f"{csi}.hostNetwork": ("<absent>", True),
@@ -245,8 +232,8 @@ def test_rendered_agent_and_csi_driver_run_as_daemonset_pods(agent_node: SpireOn
         tmpl = next(o for o in s.agent_objs if o["kind"] == "DaemonSet" and o["metadata"]["name"] == name)
         tmpl = tmpl["spec"]["template"]["spec"]
         assert pod["spec"]["securityContext"] == tmpl["securityContext"], name
-        running = {c["name"]: c for c in pod["spec"]["containers"]}
-        for c in tmpl["containers"]:
+        running = {c["name"]: c for c in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]}
+        for c in tmpl.get("initContainers", []) + tmpl["containers"]:
             assert running[c["name"]].get("securityContext") == c.get("securityContext"), c["name"]
         assert all(c["ready"] for c in pod["status"]["containerStatuses"]), pod["status"]
     # the kubelet registered the CSI driver (through the registrar's plugin socket)
@@ -254,15 +241,34 @@ def test_rendered_agent_and_csi_driver_run_as_daemonset_pods(agent_node: SpireOn
     assert [d["name"] for d in csinode["spec"]["drivers"]] == ["csi.spiffe.io"]
 
 
-def test_rendered_agent_cannot_create_its_socket_on_a_fresh_node(agent_node: SpireOnNode):
-    """A package bug this tier found (reported, not fixed here): the rendered spire-agent
-    DaemonSet runs as uid 10001 (runAsNonRoot) with its Workload API socket on a hostPath
-    ``DirectoryOrCreate``, which the kubelet creates as root with mode 0755, so the agent
-    cannot bind its socket on a fresh node.  The fixture prepares the directory after
-    observing this; when the package is fixed (e.g. an init container or a socket
-    directory the agent may write), this test fails: remove the preparation with it."""
-    assert agent_node.socket_refused is not None
-    assert agent_node.socket_dir_mode == (0, "0o755")
+def test_rendered_agent_creates_its_socket_on_a_fresh_node(agent_node: SpireOnNode):
+    """The kubelet creates the agent's hostPath socket directory as root (0755) and the
+    agent runs as uid 10001: the rendered socket-dir-owner init container (root, CHOWN
+    only) hands the directory to the agent's user first, so the agent binds its Workload
+    API socket at its first start, without any preparation of the node."""
+    s = agent_node
+    assert not s.sockets_existed
+    ds = next(o for o in s.agent_objs if o["kind"] == "DaemonSet" and o["metadata"]["name"] == "spire-agent")
+    pod_sc = ds["spec"]["template"]["spec"]["securityContext"]
+    uid, gid = pod_sc["runAsUser"], pod_sc["runAsGroup"]
+    assert (uid, gid) == (10001, 10001)
+    init = ds["spec"]["template"]["spec"]["initContainers"]
+    assert [c["name"] for c in init] == ["socket-dir-owner"]
+    assert init[0]["args"] == [f"{uid}:{gid}", "/run/spire/agent-sockets"]
+    assert init[0]["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+    st = s.sockets.stat()
+    assert (st.st_uid, st.st_gid, oct(st.st_mode & 0o777)) == (uid, gid, "0o755")
+    sock = (s.sockets / "spire-agent.sock").stat()
+    assert stat.S_ISSOCK(sock.st_mode) and (sock.st_uid, sock.st_gid) == (uid, gid)
+    pod = s.agent_pod
+    (status,) = pod["status"]["initContainerStatuses"]
+    term = status["state"]["terminated"]
+    assert (status["name"], term["exitCode"], term["reason"]) == ("socket-dir-owner", 0, "Completed"), status
+    assert status["restartCount"] == 0
+    logs = s.node.kube.kubectl("logs", "-n", AGENT_NS, pod["metadata"]["name"], "-c", "socket-dir-owner").stdout
+    assert logs.strip() == f"chown: /run/spire/agent-sockets -> {uid}:{gid}", logs
+    # no crash loop: the agent bound its socket at its first start
+    assert [c["restartCount"] for c in pod["status"]["containerStatuses"]] == [0], pod["status"]
 
 
 def test_rendered_agent_attests_with_k8s_psat_from_the_kubelet(agent_node: SpireOnNode):

@@ -63,7 +63,13 @@ def configure(rl: ResourceList) -> None:
                 rl.add(error(prob.message, resource_ref(obj), prob.path))
     if rl.has_errors():
         return
-    from .package import apply  # only on the success path
+    from .package import apply, own_items  # only on the success path
+    from .socket_dir import problems as socket_dir_problems
+    for obj, _ in parsed:
+        for ds, path, msg in socket_dir_problems(own_items(rl, obj)):
+            rl.add(error(msg, resource_ref(ds), path))
+    if rl.has_errors():
+        return
     for obj, v in parsed:
         apply(rl, obj, v)
         if v.network_policy.explicitly_off:

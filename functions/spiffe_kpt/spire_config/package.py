@@ -8,6 +8,7 @@ What the function owns, and nothing else:
 - in a server StatefulSet: the server container's ports, the controller-manager sidecars
   cloned from the ``spire-controller-manager`` container (one per remote cluster), and the
   volumes/mounts named in ``OWNED_VOLUMES`` or ``kubeconfig-*``;
+- the ``args`` of an agent DaemonSet's ``socket-dir-owner`` init container (``socket_dir``);
 - the Service type of the server Service, the downstream ClusterSPIFFEID's class and selector;
 - the resources it generates (ownership annotation): ClusterFederatedTrustDomains, the
   federation bundle endpoint Service, cert-manager RBAC.
@@ -21,7 +22,7 @@ from typing import Any
 
 from ..api.ownership import Desired, mark, owner_of, sync
 from ..krm.resourcelist import ResourceList, is_local_config
-from . import paths
+from . import paths, socket_dir
 from .agent_conf import render_agent_conf
 from .controller_manager import config_key, render_controller_manager_config
 from .network_policy import network_policies
@@ -236,14 +237,22 @@ def generated(v: Values, pkg_dir: str = "", package: list[dict[str, Any]] | None
     return out
 
 
+def own_items(rl: ResourceList, values_obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The resources this values resource configures: only its own (sub)package's (with
+    several SpireDeployments rendered together, a parent package, each configures the
+    resources beside it)."""
+    pkg_dir = _dir(values_obj)
+    return [i for i in rl.items if not is_local_config(i) and _dir(i).startswith(pkg_dir)]
+
+
 def apply(rl: ResourceList, values_obj: dict[str, Any], v: Values) -> list[dict[str, Any]]:
     """Write the values into the package; returns the resources it created or changed."""
-    items = [i for i in rl.items if not is_local_config(i)]
-    # Only this values resource's own (sub)package: with several SpireDeployments rendered
-    # together (a parent package), each configures the resources beside it.
     pkg_dir = _dir(values_obj)
-    mine = [i for i in items if _dir(i).startswith(pkg_dir)]
+    mine = own_items(rl, values_obj)
     set_namespaces(mine, v)
+    for ds in mine:
+        if ds.get("kind") == "DaemonSet":
+            socket_dir.configure(ds)
     if v.role == AGENT:
         _set_data(_find(mine, "ConfigMap", "spire-agent"), "agent.conf", render_agent_conf(v))
         return _sync(rl, v, pkg_dir, mine)
