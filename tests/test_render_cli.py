@@ -130,11 +130,13 @@ def test_without_kpt_the_error_says_how_to_get_the_pinned_one(tmp_path: Path) ->
     (bindir / "python3").symlink_to(sys.executable)
     script = shutil.which("spiffe-kpt-render")
     assert script
-    env = {**os.environ, "PATH": str(bindir), "SPIFFE_KPT_BIN_CACHE": str(tmp_path / "cache")}
+    # ... and no Go to build the pinned kpt with (SPIFFE_KPT_GO empty: a machine without Go).
+    env = {**os.environ, "PATH": str(bindir), "SPIFFE_KPT_BIN_CACHE": str(tmp_path / "cache"), "SPIFFE_KPT_GO": ""}
     proc = subprocess.run([sys.executable, script, str(EXAMPLES / "oran-focom-ims")], capture_output=True,
                           text=True, env=env)
     assert proc.returncode == 2
     assert "kpt is not on PATH and no pinned kpt is cached" in proc.stderr
+    assert "it needs Go >= 1.24" in proc.stderr
     assert "python3 -m spiffe_kpt.cli.kptbin" in proc.stderr and "https://kpt.dev/installation/" in proc.stderr
 
 
@@ -169,3 +171,17 @@ def test_without_kpt_on_path_the_pinned_build_renders(tmp_path: Path) -> None:
     on_path = subprocess.run([sys.executable, "-m", "spiffe_kpt.cli.kptbin"], capture_output=True, text=True, env=env)
     assert on_path.returncode == 0, on_path.stderr
     assert (Path(on_path.stdout.strip()) / "kpt").resolve() == pinned.resolve()
+
+
+def test_without_kpt_the_first_command_builds_the_pinned_one_and_renders(tmp_path: Path) -> None:
+    """The README's first command on a machine with Go but no kpt: spiffe-kpt-render builds the
+    pinned kpt into an empty cache (Go's own caches, warm after .ci/run, keep this to a link step)
+    and renders with it."""
+    from spiffe_kpt.cli import kptbin
+    env = {**os.environ, "PATH": _path_without_kpt(tmp_path), "SPIFFE_KPT_BIN_CACHE": str(tmp_path / "cache")}
+    assert shutil.which("kpt", path=env["PATH"]) is None
+    proc = _render(str(EXAMPLES / "oran-focom-ims"), env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"kpt is not on PATH: building the pinned kpt {kptbin.KPT_VERSION}" in proc.stderr
+    assert (tmp_path / "cache" / f"kpt-{kptbin.KPT_VERSION}").is_file()
+    assert "rendered by 4 functions, 0 errors, 0 warnings" in proc.stdout

@@ -186,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spiffe-kpt-render: {args.package} is not a kpt package (it has no Kptfile, nor has any "
               "directory below it)", file=sys.stderr)
         return 2
-    kpt = kptbin.find_kpt()
-    if kpt is None:
-        print(f"spiffe-kpt-render: {kptbin.how_to_get_kpt()}", file=sys.stderr)
+    try:
+        kpt = kptbin.find_or_build_kpt()
+    except kptbin.KptMissing as exc:
+        print(f"spiffe-kpt-render: {exc}", file=sys.stderr)
         return 2
     worst = 0
     for n, pkg in enumerate(pkgs, 1):

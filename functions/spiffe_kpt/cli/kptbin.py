@@ -43,7 +43,24 @@ def path_dir() -> Path:
 
 
 def _go() -> str | None:
+    """The go command: SPIFFE_KPT_GO when set (empty: use no Go), else PATH, else Go's default install."""
+    if "SPIFFE_KPT_GO" in os.environ:
+        chosen = os.environ["SPIFFE_KPT_GO"]
+        return chosen if chosen and os.access(chosen, os.X_OK) else None
     return shutil.which("go") or (("/usr/local/go/bin/go") if os.access("/usr/local/go/bin/go", os.X_OK) else None)
+
+
+def find_or_build_kpt(log=sys.stderr) -> str:
+    """kpt on PATH, else the cached pinned build, else build it now when Go is here (minutes, once).
+    Raises KptMissing with how to get one when none of these works."""
+    kpt = find_kpt()
+    if kpt:
+        return kpt
+    if _go() is None:
+        raise KptMissing(how_to_get_kpt())
+    print(f"kpt is not on PATH: building the pinned kpt {KPT_VERSION} from the Go module proxy into "
+          f"{cached_kpt()} (once; a few minutes)", file=log, flush=True)
+    return str(build(log=log))
 
 
 def how_to_get_kpt() -> str:
