@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class Unsupported(Exception):
@@ -242,9 +243,9 @@ def make_ryml_loader(plain_scalar: Callable[[str], Any], styled_type: type, flow
                      flow_dict: type = dict) -> Callable[[bytes], Any] | None:
     """Build ``load(data: bytes)`` on rapidyaml (the ``rapidyaml`` package), or None without it.
 
-    Why: libyaml composing PyYAML nodes costs ~1 s per 2 MB (Cython node objects, a Python
-    resolver call per scalar); rapidyaml parses the same 2 MB into its arena in ~25 ms and
-    keeps each scalar's style, which the style-preserving loader needs (the Rust parsers on
+    Why: libyaml composing PyYAML nodes is slow on large inputs (Cython node objects, a Python
+    resolver call per scalar); rapidyaml parses into its arena in C++ many times faster
+    (docs/yaml-strategy.md) and keeps each scalar's style, which the style-preserving loader needs (the Rust parsers on
     PyPI, yaml-rs and py-yaml12, are faster still but return plain values: a quoted "x" or a
     0644 cannot be told from x or 644, so they cannot keep our round trip byte-exact).
     ``plain_scalar(text)`` resolves an unquoted scalar exactly as the PyYAML loader does.
@@ -253,7 +254,7 @@ def make_ryml_loader(plain_scalar: Callable[[str], Any], styled_type: type, flow
     parse errors raise ``Unsupported``: the caller then parses with PyYAML (which reports errors with their line
     and column)."""
     try:
-        import ryml  # ~15 ms to import: only worth it for large inputs (see yamlio.load)
+        import ryml  # its import costs a start: only worth it for large inputs (see yamlio.load)
     except ImportError:
         return None
     NONE, MAP, SEQ, STREAM, DOC = ryml.NONE, ryml.MAP, ryml.SEQ, ryml.STREAM, ryml.DOC

@@ -22,7 +22,7 @@ import yaml
 
 from . import fastyaml as _fast
 
-try:  # libyaml is in every PyYAML wheel; the pure-Python fallback is ~10x slower.
+try:  # libyaml is in every PyYAML wheel; the pure-Python fallback is far slower (docs/import-costs.md).
     from yaml import CSafeDumper as _BaseDumper
     from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover
@@ -55,7 +55,7 @@ class IntText(int):
 
     text: str
 
-    def __new__(cls, value: int, text: str) -> "IntText":
+    def __new__(cls, value: int, text: str) -> IntText:
         obj = super().__new__(cls, value)
         obj.text = text
         return obj
@@ -63,7 +63,7 @@ class IntText(int):
     def __getnewargs__(self):  # type: ignore[override]
         return (self.__class__.__mro__[1](self), self.text)
 
-    def __deepcopy__(self, memo: dict) -> "object":
+    def __deepcopy__(self, memo: dict) -> object:
         return self  # immutable
 
 
@@ -72,7 +72,7 @@ class FloatText(float):
 
     text: str
 
-    def __new__(cls, value: float, text: str) -> "FloatText":
+    def __new__(cls, value: float, text: str) -> FloatText:
         obj = super().__new__(cls, value)
         obj.text = text
         return obj
@@ -80,7 +80,7 @@ class FloatText(float):
     def __getnewargs__(self):  # type: ignore[override]
         return (self.__class__.__mro__[1](self), self.text)
 
-    def __deepcopy__(self, memo: dict) -> "object":
+    def __deepcopy__(self, memo: dict) -> object:
         return self  # immutable
 
 
@@ -152,7 +152,7 @@ class StyledStr(str):
 
     style: str
 
-    def __new__(cls, value: str, style: str) -> "StyledStr":
+    def __new__(cls, value: str, style: str) -> StyledStr:
         obj = super().__new__(cls, value)
         obj.style = style
         return obj
@@ -160,7 +160,7 @@ class StyledStr(str):
     def __getnewargs__(self):  # type: ignore[override]
         return (str(self), self.style)
 
-    def __deepcopy__(self, memo: dict) -> "StyledStr":
+    def __deepcopy__(self, memo: dict) -> StyledStr:
         return self  # immutable
 
 
@@ -358,8 +358,8 @@ def _plain_scalar(text: str) -> Any:
     return text
 
 
-# rapidyaml is optional (the ``fast`` extra): below this size its import (~15 ms) costs more
-# than it saves; above it, it parses ~2.5x faster than libyaml + _build (docs/yaml-strategy.md).
+# rapidyaml is optional (the ``fast`` extra): below this size its import costs more than it
+# saves; above it, it parses faster than libyaml + _build (measured in docs/yaml-strategy.md).
 RYML_MIN_BYTES = 256 * 1024
 _ryml_load: Any = False  # not tried yet
 
@@ -387,8 +387,8 @@ _FRAMES_PER_LEVEL = 5
 # may hold a block node nested about twice as deep; below it, nesting is bounded cheaply.
 _RUN = MAX_DEPTH // 4
 # (Two patterns, not one with "(?:^|\n)": a leading literal lets re skip from line to line fast.)
-_DEEP_START = re.compile(r"[ \t?:-]{%d}" % _RUN)
-_DEEP_LINE = re.compile(r"\n[ \t?:-]{%d}" % _RUN)
+_DEEP_START = re.compile(r"[ \t?:-]{%d}" % _RUN)  # noqa: UP031 (as the bytes patterns below)
+_DEEP_LINE = re.compile(r"\n[ \t?:-]{%d}" % _RUN)  # noqa: UP031
 _DEEP_START_B = re.compile(rb"[ \t?:-]{%d}" % _RUN)
 _DEEP_LINE_B = re.compile(rb"\n[ \t?:-]{%d}" % _RUN)
 _ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},]")
@@ -478,7 +478,8 @@ def load_libyaml(text: str | bytes) -> Any:
 def _nesting_bounded(text: str | bytes) -> bool:
     """True when the document cannot nest deeper than MAX_DEPTH: the flow openers plus about
     twice the longest run of indentation and compact indicators ("- - x", "? ") that starts a
-    line bound its nesting. Two counts and a regex that stops only at line starts: ~2 ms per MB."""
+    line bound its nesting. Two counts and a regex that stops only at line starts: cheap next to
+    parsing (docs/yaml-strategy.md)."""
     if isinstance(text, str):
         openers = text.count("[") + text.count("{")
         deep_start, deep_line = _DEEP_START, _DEEP_LINE
