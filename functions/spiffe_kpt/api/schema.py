@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -165,10 +167,27 @@ def validate(schema_name: str, obj: Any) -> list[tuple[str, str]]:
     return v.errors
 
 
-def schema_results(kind: str, obj: dict[str, Any], valid: dict[int, Any] | None = None) -> list[Result]:
-    """Schema errors of one input as results. With ``valid`` (one process running several steps
-    over the same objects), an object that validated once is not validated again: the steps write
-    only the status the schema already allows, and a step that errs ends the run."""
+# Inside ``validated_once``: the inputs whose schema has validated, by id, holding the object so
+# its id cannot be reused. None: validate each time.
+_validated: dict[int, Any] | None = None
+
+
+@contextmanager
+def validated_once() -> Iterator[None]:
+    """For one process running several steps over the same objects (spiffe-hydrate): within it,
+    ``schema_results(..., once=True)`` does not validate again an object that validated once. The
+    steps write only the status the schema already allows, and a step that errs ends the run."""
+    global _validated
+    outer, _validated = _validated, {}
+    try:
+        yield
+    finally:
+        _validated = outer
+
+
+def schema_results(kind: str, obj: dict[str, Any], once: bool = False) -> list[Result]:
+    """Schema errors of one input as results; with ``once``, see ``validated_once``."""
+    valid = _validated if once else None
     if valid is not None and valid.get(id(obj)) is obj:
         return []
     ref = resource_ref(obj)

@@ -72,9 +72,6 @@ class ResourceList:
     results: list[Result] = field(default_factory=list)
     # Anything else at the top level of the input is passed back unchanged.
     extra: dict[str, Any] = field(default_factory=dict)
-    # Set by a run of several steps in one process (spiffe-hydrate): input resources whose schema
-    # has validated, by id, holding the object so its id cannot be reused. None: validate each time.
-    schema_valid: dict[int, Any] | None = None
 
     @classmethod
     def from_object(cls, doc: Any) -> ResourceList:
