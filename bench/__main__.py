@@ -219,7 +219,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("")
     cs = report.get("cold_start")
     if cs:
-        lines += [f"## {TITLES['cold_start']}", "", f"20-resource package, {cs['runs']} runs, interleaved; bytecode compiled, as pip and the "
+        lines += [f"## {TITLES['cold_start']}", "",
+                  f"20-resource package, {cs['runs']} runs, interleaved; bytecode compiled, as pip and the "
                   "images install it.", "",
                   "| program | median | min..max | ratio |", "|---|---:|---:|---:|"]
         for r in cs["rows"]:

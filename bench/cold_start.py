@@ -31,8 +31,8 @@ def package_text() -> str:
 
 
 # As installed (pip compiles bytecode; so do the images), not as a shell that sets
-# PYTHONDONTWRITEBYTECODE: without .pyc files every start recompiles the package from source,
-# which measured +25 ms per start here. Each command runs once untimed to write its .pyc.
+# PYTHONDONTWRITEBYTECODE: without .pyc files every start recompiles the package from source
+# (docs/import-costs.md). Each command runs once untimed to write its .pyc.
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 

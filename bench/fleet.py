@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from spiffe_kpt import registry
 from spiffe_kpt.krm import yamlio
@@ -189,7 +190,7 @@ def simulate(blueprint: Path, variants: int, kpt_sample: int, rest: list[Path] =
                 elif path.endswith("trustDomain") and kind == "ClusterFederatedTrustDomain":
                     trust_domains.add(value)
     targets = all_ids | known_ids
-    for cluster, where, ref in refs:
+    for _cluster, where, ref in refs:
         report.references += 1
         if ref.startswith("td:"):
             ok = ref[3:] in trust_domains

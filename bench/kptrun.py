@@ -34,7 +34,8 @@ def separate_steps() -> list[str]:
 
 def hydrate_missing() -> list[str]:
     """Functions the one-step hydrate needs that are not registered yet (it fails without them)."""
-    from spiffe_kpt.hydrate import MUTATORS, VALIDATOR as HV
+    from spiffe_kpt.hydrate import MUTATORS
+    from spiffe_kpt.hydrate import VALIDATOR as HV
     return [n for n in (*MUTATORS, HV) if n not in registry.FUNCTIONS]
 
 

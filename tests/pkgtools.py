@@ -9,15 +9,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from spiffe_kpt import API_VERSION, registry
 from spiffe_kpt.krm import yamlio
-from spiffe_kpt.local_render import exec_refs_to_images, image_refs_to_exec
 from spiffe_kpt.krm.resourcelist import ResourceList
 from spiffe_kpt.krm.runner import process
+from spiffe_kpt.local_render import exec_refs_to_images, image_refs_to_exec
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "blueprints" / "examples"

@@ -8,7 +8,6 @@ results). Set UPDATE_EXPECTED=1 to rewrite them, then review the diff before com
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,16 @@ from spiffe_kpt import registry
 from spiffe_kpt.krm import yamlio
 from spiffe_kpt.local_render import image_refs_to_exec
 
-from .pkgtools import (EXAMPLES, copy_package, git_diff, git_snapshot, kpt_render, read_package,
-                       run_in_process, strip_annotations)
+from .pkgtools import (
+    EXAMPLES,
+    copy_package,
+    git_diff,
+    git_snapshot,
+    kpt_render,
+    read_package,
+    run_in_process,
+    strip_annotations,
+)
 
 UPDATE = os.environ.get("UPDATE_EXPECTED") == "1"
 

@@ -11,8 +11,17 @@ import pytest
 from spiffe_kpt.specializer import specialize
 from spiffe_kpt.validator import validate_package
 
-from .pkgtools import (EXAMPLES, copy_package, errors, find, kpt_render_refused, read_package, replace_in, run,
-                       the_result)
+from .pkgtools import (
+    EXAMPLES,
+    copy_package,
+    errors,
+    find,
+    kpt_render_refused,
+    read_package,
+    replace_in,
+    run,
+    the_result,
+)
 
 
 def base_items() -> list[dict[str, Any]]:

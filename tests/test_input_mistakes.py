@@ -1,5 +1,5 @@
-"""Author mistakes that used to pass silently or lead to the wrong fix (issue 12 points 1 and 2,
-issue 13 point 4): each gets one error naming resource, field and the fix, exit 1, items intact."""
+"""Author mistakes that must not pass silently or lead to the wrong fix: each gets one error naming
+resource, field and the fix, exit 1, items intact."""
 
 from __future__ import annotations
 
@@ -9,10 +9,22 @@ from typing import Any
 import pytest
 
 from spiffe_kpt.hydrate import hydrate
-from spiffe_kpt.krm import yamlio
 
-from .pkgtools import (EXAMPLES, REPO, WI_API, assert_failed_untouched, copy_package, errors, find, items_of,
-                       kpt_render_refused, read_package, replace_in, run, the_result)
+from .pkgtools import (
+    EXAMPLES,
+    REPO,
+    WI_API,
+    assert_failed_untouched,
+    copy_package,
+    errors,
+    find,
+    items_of,
+    kpt_render_refused,
+    read_package,
+    replace_in,
+    run,
+    the_result,
+)
 from .registration.helpers import render_chain
 
 READERS = ["spiffe-specializer", "spiffe-attestation", "spiffe-registration", "spiffe-authorization",
@@ -20,7 +32,7 @@ READERS = ["spiffe-specializer", "spiffe-attestation", "spiffe-registration", "s
 READER_IDS = ["specializer", "attestation", "registration", "authorization", "validator", "hydrate"]
 
 
-# --- issue 12.1: a kind of the project's API group that does not exist ----------------------------
+# --- a kind of the project's API group that does not exist ----------------------------
 
 @pytest.mark.parametrize("fn", READERS, ids=READER_IDS)
 def test_misspelled_kind_is_an_error_naming_the_closest_kind(fn) -> None:
@@ -91,7 +103,7 @@ def test_a_workload_identity_kind_of_an_unrelated_group_is_not_ours() -> None:
     assert code == 0, errors(doc)
 
 
-# --- issue 12.2: federatesWith a trust domain that is not a federation peer -----------------------
+# --- federatesWith a trust domain that is not a federation peer -----------------------
 
 @pytest.mark.parametrize("fn", ["spiffe-specializer", "spiffe-validator", hydrate],
                          ids=["specializer", "validator", "hydrate"])
@@ -103,10 +115,10 @@ def test_federates_with_a_trust_domain_that_is_not_a_peer(fn) -> None:
     tds.append("noc.partner-carier.net")
     doc, code = run(copy.deepcopy(items), fn)
     assert_failed_untouched(doc, code, items)
-    err = the_result(doc, "error", "WorkloadIdentity", name, f"spec.svid.federatesWith[{len(tds) - 1}]",
-                     "'noc.partner-carier.net' is not a federation peer",
-                     "core.telco-operator.net, noc.partner-carrier.net", "did you mean noc.partner-carrier.net",
-                     "no SVID", "spec.federation")
+    the_result(doc, "error", "WorkloadIdentity", name, f"spec.svid.federatesWith[{len(tds) - 1}]",
+               "'noc.partner-carier.net' is not a federation peer",
+               "core.telco-operator.net, noc.partner-carrier.net", "did you mean noc.partner-carrier.net",
+               "no SVID", "spec.federation")
     assert len(errors(doc)) == 1, errors(doc)
 
 
@@ -152,7 +164,7 @@ def test_static_identity_federates_with_a_trust_domain_that_is_not_a_peer() -> N
                "'other.example.net' is not a federation peer", "core.telco-operator.net, noc.partner-carrier.net")
 
 
-# --- issue 13.4: messages that lead to the fix ---------------------------------------------------
+# --- messages that lead to the fix ---------------------------------------------------
 
 def test_two_identities_for_one_workload_is_one_error() -> None:
     items = items_of("oran-focom-ims")
@@ -181,8 +193,8 @@ def test_two_workloads_on_the_default_account_are_told_to_change_the_pod_templat
     items = _two_workloads_on_default()
     doc, code = run(items, "spiffe-specializer")
     assert code == 1
-    err = the_result(doc, "error", "WorkloadIdentity", "focom", None, "is also the ID of ims",
-                     "change spec.template.spec.serviceAccountName of Deployment oran-smo/focom", "names 'default'")
+    the_result(doc, "error", "WorkloadIdentity", "focom", None, "is also the ID of ims",
+               "change spec.template.spec.serviceAccountName of Deployment oran-smo/focom", "names 'default'")
     # Following the advice renders: the pod template names an account of its own.
     find(items, "Deployment", "focom")["spec"]["template"]["spec"]["serviceAccountName"] = "focom"
     find(items, "StatefulSet", "ims")["spec"]["template"]["spec"]["serviceAccountName"] = "o2ims"
@@ -235,8 +247,8 @@ def test_quoted_port_number_says_to_remove_the_quotes() -> None:
         {"name": "o2ims", "from": [{"identity": "focom"}], "ports": [{"port": "8443"}]}]
     doc, code = run(items, "spiffe-specializer")
     assert code == 1
-    err = the_result(doc, "error", "WorkloadIdentity", "ims", "spec.ingress[0].ports[0].port",
-                     "'8443' is quoted", "remove the quotes", "port: 8443")
+    the_result(doc, "error", "WorkloadIdentity", "ims", "spec.ingress[0].ports[0].port",
+               "'8443' is quoted", "remove the quotes", "port: 8443")
     assert len(errors(doc)) == 1, errors(doc)
     # Without the quotes it is a port number and renders.
     find(items, "WorkloadIdentity", "ims")["spec"]["ingress"][0]["ports"][0]["port"] = 8443

@@ -172,6 +172,7 @@ def test_kptfile_view_is_linear_in_identities() -> None:
     """10,000 conditions and gates: the old list scan per identity took seconds; the index is
     measured against the same loop over plain dict inserts so machine speed cancels out."""
     import time
+
     from spiffe_kpt.krm.resourcelist import KptfileView
     n = 10_000
 
@@ -218,6 +219,6 @@ def test_long_strings_stay_on_the_fast_emitter() -> None:
     try:
         fast = yamlio._fast_dump(doc)
     except fastyaml.Unsupported as exc:  # pragma: no cover - the failure this test is for
-        raise AssertionError(f"fell back to the slow dumper: {exc}")
+        raise AssertionError(f"fell back to the slow dumper: {exc}") from exc
     assert fast == yamlio.dump_pyyaml(doc)
     assert yamlio.load(fast) == doc

@@ -24,6 +24,7 @@ def test_every_image_has_catalog_metadata_and_a_readme() -> None:
     """Each function built as an image (functions/build-images.sh) carries kpt-functions-catalog
     style metadata naming that image, and a README; every example package it names exists."""
     import re
+
     import yaml
     root = Path(__file__).resolve().parents[1]
     script = (root / "functions" / "build-images.sh").read_text()

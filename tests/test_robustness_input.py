@@ -1,5 +1,5 @@
 """Wrongly typed input is a field error at the boundary, never an internal error, and on any
-error the items come back as they came in (issue 12, points 15 and 16)."""
+error the items come back as they came in."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _first(items: list, kind: str) -> dict[str, Any]:
     (lambda items, top: items[1].update(metadata="x"), "items[1].metadata must be a mapping, not str"),
 ], ids=["no-apiVersion", "no-kind", "functionConfig", "kind-list", "apiVersion-map", "metadata-str"])
 def test_invalid_resourcelist_gives_the_items_back(break_it, expected: str) -> None:
-    # Before: the output's items were emptied, and kpt replaces the package with the output.
+    # The output keeps the items: kpt replaces the package with the output.
     items, top = _package(), {}
     break_it(items, top)
     text = _wire(items, **top)

@@ -1,5 +1,5 @@
 """Property: whatever a ResourceList holds, every function answers with a ResourceList and an
-exit code that tells the truth (issue 12, point 17).
+exit code that tells the truth.
 
 For every console script's function, over mutated example packages (any field of any
 resource replaced by a value of another type, deleted, or nested) and over YAML-level attacks
@@ -169,7 +169,7 @@ def yaml_attacks(draw: st.DrawFn) -> str | bytes:
                                  "splice"]))
     if kind == "bomb":
         width, levels = draw(st.integers(2, 10)), draw(st.integers(2, 12))
-        lines = [f"    l0: &l0 [" + ", ".join(["lol"] * width) + "]\n"]
+        lines = ["    l0: &l0 [" + ", ".join(["lol"] * width) + "]\n"]
         lines += [f"    l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]\n" for i in range(1, levels)]
         return HEAD + "  data:\n" + "".join(lines)
     if kind == "recursive":

@@ -1,5 +1,5 @@
 """YAML-level attacks on a function's input: each is one error result and exit 1, never a
-traceback, an unbounded expansion or a crash (issue 12, point 14).
+traceback, an unbounded expansion or a crash.
 
 The limits are those of kpt's own parser, Go's yaml.v3: nesting up to 10,000 levels
 (scannerc.go max_flow_level / max_indents) and its alias ratio rule (decode.go
@@ -103,7 +103,7 @@ def test_nesting_up_to_yaml_v3s_limit_round_trips(make) -> None:
 @pytest.mark.parametrize("make", [_flow, _chain], ids=["flow", "block"])
 @pytest.mark.parametrize("depth", [yamlio.MAX_DEPTH + 10, 300_000])
 def test_nesting_past_the_limit_is_one_error_with_its_line(make, depth: int) -> None:
-    # 300,000 levels overflowed libyaml's C stack (a segfault, exit 139) before the check.
+    # 300,000 levels overflow libyaml's C stack (a segfault, exit 139) without the check.
     message = _one_error(make(depth))
     assert "nested deeper than 10,000 levels" in message and ("at line 7" in message or "at line 8" in message)
 

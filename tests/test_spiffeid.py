@@ -6,8 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spiffe_kpt.identity.spiffeid import (MAX_ID_BYTES, MAX_TRUST_DOMAIN_BYTES, SpiffeID, SpiffeIDError,
-                                          is_valid, parse, validate_trust_domain)
+from spiffe_kpt.identity.spiffeid import (
+    MAX_ID_BYTES,
+    MAX_TRUST_DOMAIN_BYTES,
+    SpiffeID,
+    SpiffeIDError,
+    is_valid,
+    parse,
+    validate_trust_domain,
+)
 
 TD_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789.-_"
 PATH_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"

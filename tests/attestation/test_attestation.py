@@ -13,8 +13,20 @@ import pytest
 from spiffe_kpt.attestation import make_attestable
 from spiffe_kpt.krm import yamlio
 
-from ..pkgtools import (EXAMPLES, WI_API, assert_failed_untouched, copy_package, find, git_diff, git_snapshot,
-                        items_of, kpt_render, of_kind, run, the_result)
+from ..pkgtools import (
+    EXAMPLES,
+    WI_API,
+    assert_failed_untouched,
+    copy_package,
+    find,
+    git_diff,
+    git_snapshot,
+    items_of,
+    kpt_render,
+    of_kind,
+    run,
+    the_result,
+)
 
 
 def attested(items: list[dict]) -> list[dict]:
@@ -81,7 +93,7 @@ def test_created_service_account_is_deleted_only_when_nothing_runs_as_it() -> No
     assert not [i for i in of_kind(doc["items"], "ServiceAccount") if i["metadata"]["name"] == "o2ims"]
 
 
-# ---- accounts owned by another package (issue 12.7) -------------------------------------------
+# ---- accounts owned by another package -------------------------------------------
 
 def _sa_names(items: list[dict]) -> set[str]:
     return {i["metadata"]["name"] for i in of_kind(items, "ServiceAccount")}
@@ -332,8 +344,8 @@ def test_selector_overlap_check_is_linear(tmp_path: Path) -> None:
                                             "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
         items.append({"apiVersion": WI_API, "kind": "WorkloadIdentity", "metadata": {"name": f"w{n}"},
                       "spec": {"workloadRef": {"kind": "Deployment", "name": f"w{n}"}}})
-    from spiffe_kpt.attestation import check_selector_overlaps
     from spiffe_kpt.api.resolve import resolve
+    from spiffe_kpt.attestation import check_selector_overlaps
     from spiffe_kpt.krm import ResourceList
     res = resolve(ResourceList(items))
     start = time.perf_counter()

@@ -260,10 +260,10 @@ def test_the_render_warns_only_where_an_address_is_the_whole_check_and_says_what
         # The SMF, the AMF and the NRF are each other's out-of-package peers, named by exact ID
         # and podLabels: selected exactly, so nothing to say about them.
     }
-    for nf, (_, results) in rendered.items():
+    for _, results in rendered.values():
         for r in results:
             if "istio: egress rule" in r["message"]:
-                # Only the backends the context enables are named (issue 13).
+                # Only the backends the context enables are named.
                 assert "linkerd" not in r["message"] and "(networkpolicy, multinetworkpolicy)" not in r["message"]
 
 
@@ -523,7 +523,7 @@ def test_istiod_egress_follows_the_policy_settings(change: dict, kept: bool) -> 
     assert EVALUATORS["networkpolicy"](c, Flow("smf-regional", "istiod", port, "TCP")) is kept, deny["spec"]
 
 
-# ---- zero trust on every network a pod is on (issue 12, point 12)
+# ---- zero trust on every network a pod is on
 
 def _without_rules(items: list[dict], identity: str, names: set[str]) -> list[dict]:
     items = copy.deepcopy(items)

@@ -127,7 +127,8 @@ def test_validator_warns_about_unexposed_ports_and_unprotected_workloads() -> No
     items.append({"apiVersion": "apps/v1", "kind": "Deployment",
                   "metadata": {"name": "nrf", "namespace": "core-cp"},
                   "spec": {"selector": {"matchLabels": {"app": "nrf"}},
-                           "template": {"metadata": {"labels": {"app": "nrf"}}, "spec": {"containers": [{"name": "nrf", "image": "x"}]}}}})
+                           "template": {"metadata": {"labels": {"app": "nrf"}},
+                                        "spec": {"containers": [{"name": "nrf", "image": "x"}]}}}})
     exempt = copy.deepcopy(items[-1])
     exempt["metadata"]["name"] = "job-runner"
     exempt["metadata"]["annotations"] = {"workloadidentity.nephio.org/policy-exempt": "true"}
@@ -364,6 +365,7 @@ def test_merging_egress_entries_is_linear_in_the_entries() -> None:
     """One client reaching thousands of servers (or one server named by thousands of rules):
     merging an egress entry must not rescan everything merged before (it did: quadratic)."""
     import time
+
     from spiffe_kpt.authorization.networkpolicy import entries_of, merge_entry
 
     def run(n: int) -> float:
@@ -386,6 +388,7 @@ def test_result_messages_do_not_grow_with_the_package() -> None:
     """A message listing every identity grew to 70 KB at 8,000 workloads (and took the slow
     YAML dumper with it): lists in messages stop at ten names."""
     import re
+
     from spiffe_kpt.krm.results import name_list
     assert name_list([f"n{i}" for i in range(3)]) == "n0, n1, n2"
     assert name_list([f"n{i}" for i in range(25)]) == ", ".join(f"n{i}" for i in range(10)) + " and 15 more"
@@ -415,6 +418,7 @@ def test_baseline_names_are_linear_in_the_namespaces() -> None:
     (it did: quadratic in packages with many namespaces)."""
     import gc
     import time
+
     from spiffe_kpt.authorization.model import DnsEgress, Endpoint, PolicyModel
 
     def run(n: int) -> float:
@@ -441,7 +445,7 @@ def test_baseline_names_are_linear_in_the_namespaces() -> None:
     assert large / small < 30, (small, large)  # linear: ~10x; a scan per call: ~100x
 
 
-# ---- issue 12 points 3-6: authorization mistakes that used to render without a word.
+# ---- authorization mistakes that must not render without a word.
 
 CTX_REF = {"apiVersion": WI_API, "kind": "IdentityContext", "name": "identity-context"}
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
@@ -689,5 +693,6 @@ def test_objects_spire_config_generated_survive_authorization() -> None:
     out, results, code = render(_package() + copy.deepcopy(spire))
     assert code == 0, errors(results)
     kept = [o for o in out if (o.get("metadata") or {}).get("annotations", {}).get("workloadidentity.nephio.org/owner") == owner]
-    assert [(o["kind"], o["metadata"]["name"]) for o in kept] == [("NetworkPolicy", "spire-server"), ("ConfigMap", "spire-server")]
+    assert [(o["kind"], o["metadata"]["name"]) for o in kept] == [("NetworkPolicy", "spire-server"),
+                                                                  ("ConfigMap", "spire-server")]
     assert not [r for r in results if r["message"].startswith("deleted") and "spire-server" in r["message"]]

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from .evaluator import POD_NETWORK, EVALUATORS, Cluster, Flow, Pod, allowed, governed
+from .evaluator import EVALUATORS, POD_NETWORK, Cluster, Flow, Pod, allowed, governed
 from .helpers import AUTHZ_5G, cluster_of, render
 
 OURS = {"core-cp", "core-up"}

@@ -1,4 +1,4 @@
-"""Every backend enforces the same intent (issue 12, point 10).
+"""Every backend enforces the same intent.
 
 For every example with rules and for generated packages: at each end of every flow (the
 server's ingress, the client's egress), each enabled backend allows exactly what the rules

@@ -1,4 +1,4 @@
-"""Peers outside the package, as every backend sees them (issue 12, points 8, 9, 11, 13).
+"""Peers outside the package, as every backend sees them.
 
 Each case renders the 5G core's AMF package (regional cluster, istio + networkpolicy +
 multinetworkpolicy, default deny) with one rule changed, and asks the evaluator what each
@@ -229,7 +229,7 @@ def test_a_port_range_out_of_order_or_named_is_an_error(port: dict) -> None:
     assert "the range is port..endPort" in errors[0]["message"]
 
 
-# ---- issue 13 point 4: the meshes' egress infos name only enabled backends
+# ---- the meshes' egress infos name only enabled backends
 
 def test_the_istio_egress_info_names_only_the_backend_the_context_enables() -> None:
     items = read_package(FIVE_G_CORE / "amf")

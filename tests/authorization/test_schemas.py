@@ -27,7 +27,8 @@ def objects() -> list[dict]:
     for o in generated(items):
         o = json.loads(json.dumps(o))  # plain str/dict copies (the loader keeps styled str subclasses)
         o["metadata"]["annotations"] = {k: v for k, v in o["metadata"]["annotations"].items()
-                                        if not k.startswith(("config.kubernetes.io/path", "config.kubernetes.io/index", "internal.config"))}
+                                        if not k.startswith(("config.kubernetes.io/path", "config.kubernetes.io/index",
+                                                             "internal.config"))}
         out.append(o)
     return out
 

@@ -66,7 +66,7 @@ VERSIONS = {
     "kube-score": KUBE_SCORE_VERSION,
 }
 
-# --- porch (issue 15) -------------------------------------------------------
+# --- porch -------------------------------------------------------
 # v1.5.8 is the newest tag that is a valid Go version of this module path (its
 # v2-v4 tags are not).  Three binaries of one module, built together.  Porch's test git
 # server (test/git) is not built: it listens on all interfaces, and `git daemon --listen`
@@ -269,7 +269,7 @@ def _build_kube_score(out: Path) -> None:
 
 
 def _build_porch(out: Path) -> None:
-    """Build the four porch binaries in one wrapper module (issue 15).
+    """Build the four porch binaries in one wrapper module.
 
     `go install` is refused: porch's go.mod replaces k8s.io/apiserver with a
     directory under third_party/ (a longer request timeout only), which a

@@ -41,9 +41,9 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import yaml
 from cryptography import x509
@@ -75,7 +75,7 @@ def free_port() -> int:
 
 
 def wait_until(check: Callable[[], object], timeout: float, what: str,
-               interval: float = 0.25, proc: "Proc | None" = None):
+               interval: float = 0.25, proc: Proc | None = None):
     """Poll ``check`` until it returns a truthy value; raise with context otherwise."""
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
@@ -184,7 +184,7 @@ def _name(cn: str, orgs: tuple[str, ...] = ()) -> x509.Name:
 
 def make_ca(cn: str) -> KeyPair:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -201,7 +201,7 @@ def make_ca(cn: str) -> KeyPair:
 def issue(ca: KeyPair, cn: str, *, orgs: tuple[str, ...] = (), dns: tuple[str, ...] = (),
           ips: tuple[str, ...] = (), server: bool = False, client: bool = False) -> KeyPair:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     eku = ([x509.ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + \
           ([x509.ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
     b = (x509.CertificateBuilder().subject_name(_name(cn, orgs)).issuer_name(ca.cert.subject)
@@ -223,7 +223,7 @@ def issue(ca: KeyPair, cn: str, *, orgs: tuple[str, ...] = (), dns: tuple[str, .
 class Kube:
     """etcd + kube-apiserver on loopback; an admin kubeconfig (system:masters)."""
 
-    def __init__(self, stack: "Stack", extra_args: tuple[str, ...] = ()):
+    def __init__(self, stack: Stack, extra_args: tuple[str, ...] = ()):
         """``extra_args`` are appended to kube-apiserver's command line (the node
         tier adds the Node authorizer and the kubelet client settings); ``{dir}`` in
         them is this apiserver's directory (admin.crt/admin.key: the admin client
@@ -357,9 +357,9 @@ class Kube:
     def create_node(self, name: str, *, ip: str = "10.0.0.10") -> object:
         from kubernetes import client
         core = self.core()
-        node = core.create_node(client.V1Node(metadata=client.V1ObjectMeta(
+        core.create_node(client.V1Node(metadata=client.V1ObjectMeta(
             name=name, labels={"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"})))
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         core.patch_node_status(name, {"status": {
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                             "message": "kubelet is posting ready status",
@@ -409,7 +409,7 @@ class Kube:
                     name="main", image=image, security_context=client.V1SecurityContext(
                         allow_privilege_escalation=False,
                         capabilities=client.V1Capabilities(drop=["ALL"])))])))
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        now = datetime.datetime.now(datetime.UTC).isoformat()
         conds = [{"type": t, "status": "True", "lastTransitionTime": now}
                  for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]
         core.patch_namespaced_pod_status(name, namespace, {"status": {
@@ -526,7 +526,7 @@ class SpireServer:
     substituted).
     """
 
-    def __init__(self, stack: "Stack", conf_text: str | None = None, *,
+    def __init__(self, stack: Stack, conf_text: str | None = None, *,
                  trust_domain: str = "example.org", name: str = "spire-server",
                  port: int | None = None, flags: bool = True):
         self.stack = stack
@@ -623,7 +623,7 @@ def spiffe_id_str(sid: dict | str) -> str:
 class SpireAgent:
     """A spire-agent attested to ``server`` with a join token."""
 
-    def __init__(self, stack: "Stack", server: SpireServer, *, agent_id_path: str = "/agent/test-node",
+    def __init__(self, stack: Stack, server: SpireServer, *, agent_id_path: str = "/agent/test-node",
                  conf_text: str | None = None, name: str = "spire-agent", join_token: bool = True,
                  flags: bool = True, files: dict[str, str] | None = None):
         """``join_token=False``: the configuration's own NodeAttestor attests the agent
@@ -708,7 +708,7 @@ class ControllerManager:
     without kubelets cannot provide.
     """
 
-    def __init__(self, stack: "Stack", kube: Kube, server: SpireServer, config_text: str,
+    def __init__(self, stack: Stack, kube: Kube, server: SpireServer, config_text: str,
                  name: str = "spire-controller-manager", default_cluster_domain: bool = True):
         self.bin = binaries.ensure("spire-controller-manager")
         self.dir = stack.subdir(name)

@@ -51,7 +51,7 @@ def test_node_runs_deployment_and_daemonset_pods(node_cluster: Node):
     node.kube.apply_manifests(yaml.safe_dump_all([_workload("Deployment", "smoke-deploy"),
                                                   _workload("DaemonSet", "smoke-ds")]))
     for app in ("smoke-deploy", "smoke-ds"):
-        pods = wait_until(lambda: [p for p in _pods(node, f"app={app}") if _ready(p)], 120,
+        pods = wait_until(lambda app=app: [p for p in _pods(node, f"app={app}") if _ready(p)], 120,
                           f"a Ready pod of {app}", proc=node.kubelet, interval=1)
         assert len(pods) == 1
         pod = pods[0]

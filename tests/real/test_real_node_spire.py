@@ -21,12 +21,11 @@ import pytest
 import yaml
 from cryptography import x509
 
+from ..pkgtools import kpt_render
 from . import noderendered as nr
 from .conftest import install_upstream_crds
 from .node import NODE_NAME, Node, import_images
-from .rendered import (apply_order, by_kind, cluster_objects, local_objects, render_example,
-                       render_spire, to_yaml)
-from ..pkgtools import kpt_render
+from .rendered import apply_order, by_kind, cluster_objects, local_objects, render_example, render_spire, to_yaml
 from .stack import LOOPBACK, spiffe_id_str, wait_until
 
 EXAMPLE = "oran-focom-ims"
@@ -286,7 +285,7 @@ def test_rendered_agent_attests_with_k8s_psat_from_the_kubelet(agent_node: Spire
     assert f"k8s_psat:agent_pod_name:{s.agent_pod['metadata']['name']}" in selectors
     assert f"k8s_psat:agent_pod_uid:{s.agent_pod['metadata']['uid']}" in selectors
     assert f"k8s_psat:agent_node_name:{NODE_NAME}" in selectors
-    assert f"k8s_psat:agent_sa:spire-agent" in selectors
+    assert "k8s_psat:agent_sa:spire-agent" in selectors
     assert f"k8s_psat:cluster:{s.cluster}" in selectors
 
 
@@ -369,8 +368,9 @@ def _svid_report(s: SpireOnNode, pod: dict, timeout: float = 120) -> dict:
     try:
         return wait_until(got, timeout, f"an X.509-SVID in the logs of {ns}/{name}", interval=2)
     except Exception as e:
+        agent_log = s.node.kube.kubectl("logs", "-n", AGENT_NS, s.agent_pod["metadata"]["name"], check=False).stdout
         raise AssertionError(f"{e}\nlast reports: {_workload_reports(s.node, ns, name)[-3:]}\n"
-                             f"agent log: {s.node.kube.kubectl('logs', '-n', AGENT_NS, s.agent_pod['metadata']['name'], check=False).stdout[-3000:]}") from None
+                             f"agent log: {agent_log[-3000:]}") from None
 
 
 def test_example_workloads_get_their_spiffe_ids_through_the_csi_driver(agent_node: SpireOnNode, workloads):

@@ -255,7 +255,7 @@ def test_fleet_fan_out_injection_idempotency_and_upgrade(porch: Porch, tmp_path:
     # Before injection of the IdentityContext: every variant exists as a draft whose identities
     # wait (Kptfile condition False, readiness gate set), rendered without any error.
     waiting = wait_variant_files(porch, names, ready=False)
-    for c, v in waiting.items():
+    for v in waiting.values():
         assert v["status"]["result"]["exitCode"] == 0, v["status"]
         assert not [r for r in v["status"]["result"].get("items", [])
                     for rr in r.get("results") or [] if rr.get("severity") == "error"]

@@ -37,9 +37,22 @@ from cryptography.x509.oid import ExtensionOID
 from . import hclconf
 from .conftest import install_upstream_crds
 from .rendered import (
-    EXPECTED_RENDER_FAILURES, apply_order, by_kind, cluster_objects, configmap_data,
-    example_packages, local_objects, object_ref, render_constant_template, render_example,
-    free_ports, render_spire, start_psat_agent, start_rendered_server, to_yaml, yaml_diff,
+    EXPECTED_RENDER_FAILURES,
+    apply_order,
+    by_kind,
+    cluster_objects,
+    configmap_data,
+    example_packages,
+    free_ports,
+    local_objects,
+    object_ref,
+    render_constant_template,
+    render_example,
+    render_spire,
+    start_psat_agent,
+    start_rendered_server,
+    to_yaml,
+    yaml_diff,
 )
 from .stack import LOOPBACK, Stack, spiffe_id_str, wait_until
 
@@ -175,7 +188,7 @@ def test_root_server_starts_from_rendered_config_and_is_ready(rkube, real_stack,
     # the k8s_configmap BundlePublisher wrote the bundle for every cluster, as rendered:
     # spire-bundle (mgmt, regional-1) and spire-upstream-bundle (edge-1's upstream agent)
     for cm in ("spire-bundle", "spire-upstream-bundle"):
-        got = wait_until(lambda: _configmap_key(rkube, "spire-system", cm, "bundle.crt"), 90,
+        got = wait_until(lambda cm=cm: _configmap_key(rkube, "spire-system", cm, "bundle.crt"), 90,
                          f"ConfigMap spire-system/{cm}", proc=srv.proc)
         assert _cert_set(got) == _cert_set(srv.bundle_pem()), cm
 
@@ -411,7 +424,7 @@ def test_server_side_apply_needs_the_namespace_first(rkube):
     p = rkube.kubectl("apply", "--server-side", "-f", "-", input=to_yaml([cm, nsobj]), check=False)
     assert p.returncode != 0 and "not found" in p.stderr, (p.stdout, p.stderr)
     out = rkube.apply_manifests(to_yaml(apply_order([cm, nsobj])))
-    assert f"configmap/x serverside-applied" in out
+    assert "configmap/x serverside-applied" in out
 
 
 # ---------------------------------------------------------------------------
@@ -622,14 +635,15 @@ def test_federation_between_two_rendered_servers(rkube, real_stack, tmp_path):
             assert set(yaml_diff(text, scm.conf_path.read_text())) == CONTROLLER_REWRITES
 
         for srv, peer_srv, peer in ((a, b, PARTNER_TD), (b, a, ROOT_TD)):
-            rel = wait_until(lambda: json.loads(srv.cli("federation", "list", "-output", "json").stdout)
+            rel = wait_until(lambda srv=srv: json.loads(srv.cli("federation", "list", "-output", "json").stdout)
                              .get("federation_relationships"), 30, f"{srv.name}'s federation relationship",
                              proc=srv.proc)
             assert [r["trust_domain"] for r in rel] == [peer]
             assert rel[0]["bundle_endpoint_url"] == f"https://{LOOPBACK}:{ports[peer]}"
             assert spiffe_id_str(rel[0]["https_spiffe"]["endpoint_spiffe_id"]) == f"spiffe://{peer}/spire/server"
             want = json.loads(peer_srv.cli("bundle", "show", "-format", "spiffe").stdout)
-            got = wait_until(lambda: (lambda s: s if _keys(s, "jwt-svid") else None)(_stored_bundle(srv, peer)),
+            got = wait_until(lambda srv=srv, peer=peer:
+                             (lambda s: s if _keys(s, "jwt-svid") else None)(_stored_bundle(srv, peer)),
                              60, f"{peer}'s bundle fetched from its endpoint by {srv.name}", proc=srv.proc)
             assert _keys(got, "jwt-svid") == _keys(want, "jwt-svid")
             assert _keys(got, "x509-svid") == _keys(want, "x509-svid")

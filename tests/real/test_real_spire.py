@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
-from .stack import StackError, spire_agent_validate, spire_server_validate, spiffe_id_str
+from .stack import StackError, spiffe_id_str, spire_agent_validate, spire_server_validate
 
 pytestmark = pytest.mark.real
 

@@ -12,8 +12,20 @@ import pytest
 from spiffe_kpt.krm import yamlio
 from spiffe_kpt.registration import register
 
-from ..pkgtools import (EXAMPLES, WI_API, assert_failed_untouched, copy_package, find, git_diff, git_snapshot,
-                        items_of, kpt_render, of_kind, run, the_result)
+from ..pkgtools import (
+    EXAMPLES,
+    WI_API,
+    assert_failed_untouched,
+    copy_package,
+    find,
+    git_diff,
+    git_snapshot,
+    items_of,
+    kpt_render,
+    of_kind,
+    run,
+    the_result,
+)
 from .helpers import SPIRE_API, render_chain
 
 OWNER = "workloadidentity.nephio.org/owner"

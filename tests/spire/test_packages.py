@@ -71,6 +71,7 @@ def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
 def test_rendered_resources_are_schema_valid(rendered: dict[str, Path], name: str) -> None:
     import jsonschema
     import kubernetes_validate
+
     from .examples import SPIRE
     pkg = rendered.get(name, SPIRE / name)
     crds = _crd_schemas()
@@ -132,6 +133,7 @@ def test_real_spire_accepts_the_configs(rendered: dict[str, Path], tmp_path: Pat
     """`spire-server validate` / `spire-agent validate` of the pinned SPIRE on every generated file
     (binaries built by tests/real/binaries.py; the real tier builds them if missing)."""
     import subprocess
+
     from ..real import binaries
     confs = _configs(rendered)
     assert len(confs) == 4  # root server, agent, downstream server, upstream agent

@@ -12,12 +12,22 @@ One pass over the items: packages of 10,000 resources stay fast.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .. import API_GROUP
-from ..krm.resourcelist import (ANN_INDEX, ANN_INTERNAL_INDEX, ANN_INTERNAL_PATH, ANN_PATH, ResourceList,
-                                annotations, file_path, place, resource_ref)
+from ..krm.resourcelist import (
+    ANN_INDEX,
+    ANN_INTERNAL_INDEX,
+    ANN_INTERNAL_PATH,
+    ANN_PATH,
+    ResourceList,
+    annotations,
+    file_path,
+    place,
+    resource_ref,
+)
 from ..krm.results import Result
 
 OWNER = f"{API_GROUP}/owner"

@@ -313,7 +313,7 @@ def resolve(rl: ResourceList) -> Resolution:
     identities: list[Identity] = []
     seen: dict[str, ResourceRef] = {}
     for wi in wis:
-        schema_errors = schema_results(WORKLOAD_IDENTITY, wi, rl.schema_valid)
+        schema_errors = schema_results(WORKLOAD_IDENTITY, wi, once=True)
         if schema_errors:
             results.extend(schema_errors)
             continue

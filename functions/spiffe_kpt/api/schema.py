@@ -1,7 +1,7 @@
 """A small JSON Schema validator for the project's own schemas (``schemas/*.json``).
 
-Why not ``jsonschema``: importing it costs ~90 ms on these machines, more than the rest of a
-function's cold start together, and porch pays start-up on every call. The schemas use a
+Why not ``jsonschema``: importing it costs more than the rest of a function's cold start together,
+and porch pays start-up on every call (docs/import-costs.md). The schemas use a
 documented subset (type (a name or a list of names), const, enum, properties, required, additionalProperties,
 propertyNames, items, pattern, minLength, maxLength, minimum, maximum, minItems, $ref to
 #/$defs) plus ``x-hint``, a readable name of what a pattern accepts for messages;
@@ -14,14 +14,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from functools import lru_cache
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 from ..krm.resourcelist import resource_ref
 from ..krm.results import Result, error
 
 # spiffe_kpt/schemas: in the source tree a symlink to <repo>/schemas, in a wheel a copy.
-# os.path, not pathlib: pathlib costs ~5 ms of import on every function start.
+# os.path, not pathlib: pathlib's import would cost every function start (docs/import-costs.md).
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas")
 
 _TYPES = {
@@ -30,13 +32,13 @@ _TYPES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict[str, Any]:
     with open(os.path.join(SCHEMA_DIR, f"{name}.json"), encoding="utf-8") as f:
         return json.load(f)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pattern(p: str) -> re.Pattern[str]:
     return re.compile(p)
 
@@ -165,10 +167,27 @@ def validate(schema_name: str, obj: Any) -> list[tuple[str, str]]:
     return v.errors
 
 
-def schema_results(kind: str, obj: dict[str, Any], valid: dict[int, Any] | None = None) -> list[Result]:
-    """Schema errors of one input as results. With ``valid`` (one process running several steps
-    over the same objects), an object that validated once is not validated again: the steps write
-    only the status the schema already allows, and a step that errs ends the run."""
+# Inside ``validated_once``: the inputs whose schema has validated, by id, holding the object so
+# its id cannot be reused. None: validate each time.
+_validated: dict[int, Any] | None = None
+
+
+@contextmanager
+def validated_once() -> Iterator[None]:
+    """For one process running several steps over the same objects (spiffe-hydrate): within it,
+    ``schema_results(..., once=True)`` does not validate again an object that validated once. The
+    steps write only the status the schema already allows, and a step that errs ends the run."""
+    global _validated
+    outer, _validated = _validated, {}
+    try:
+        yield
+    finally:
+        _validated = outer
+
+
+def schema_results(kind: str, obj: dict[str, Any], once: bool = False) -> list[Result]:
+    """Schema errors of one input as results; with ``once``, see ``validated_once``."""
+    valid = _validated if once else None
     if valid is not None and valid.get(id(obj)) is obj:
         return []
     ref = resource_ref(obj)

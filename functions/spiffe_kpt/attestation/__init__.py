@@ -23,8 +23,7 @@ from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import file_path, is_local_config, resource_ref
 from ..krm.results import Result, name_list
 from .overlap import PodSet, find_overlaps
-from .podspec import (DEFAULT_MOUNT_PATH, DEFAULT_SOCKET_NAME, CSIRequest, add_labels, mount_csi,
-                      set_service_account)
+from .podspec import DEFAULT_MOUNT_PATH, DEFAULT_SOCKET_NAME, CSIRequest, add_labels, mount_csi, set_service_account
 
 NAME = "spiffe-attestation"
 SERVICE_ACCOUNT = ("v1", "ServiceAccount")

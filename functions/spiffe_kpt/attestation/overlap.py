@@ -9,8 +9,8 @@ workload has one label of its own (the normal case), never a pairwise comparison
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from ..krm.results import ResourceRef
 

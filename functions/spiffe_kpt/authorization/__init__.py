@@ -14,7 +14,8 @@ See README.md beside this file.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .. import API_VERSION
 from ..api.context import IDENTITY_CONTEXT

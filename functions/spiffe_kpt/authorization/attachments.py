@@ -13,8 +13,9 @@ The annotation has two forms (Multus' network-selection annotation): a comma lis
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from ..api import workloads as wl
 from .model import Network

@@ -117,8 +117,8 @@ def cidr_problem(value: str) -> tuple[str, str | None, bool] | None:
         return _invalid(value)
     if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and net.network_address.ipv4_mapped:
         v4 = ipaddress.ip_network((net.network_address.ipv4_mapped, net.prefixlen - 96))
-        return (f"is an IPv4-mapped IPv6 range: a policy compares it with IPv6 addresses only, so it never matches "
-                f"the IPv4 peers it names", str(v4), True)
+        return ("is an IPv4-mapped IPv6 range: a policy compares it with IPv6 addresses only, so it never matches "
+                "the IPv4 peers it names", str(v4), True)
     if net.prefixlen == 0:
         return (f"is every IPv{net.version} address: the peer cluster would be anyone, including the internet",
                 None, False)

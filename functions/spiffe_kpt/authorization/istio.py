@@ -104,7 +104,8 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
 
     for rule in model.egress_rules:
         results.append(info(
-            f"istio: egress rule {rule.label} {model.egress_enforcement(rule)}: Istio authorizes at the server, by the ingress rules of the peer's package; "
+            f"istio: egress rule {rule.label} {model.egress_enforcement(rule)}: "
+            "Istio authorizes at the server, by the ingress rules of the peer's package; "
             "restricting a client's outbound traffic in Istio would need an egress gateway or a Sidecar resource, "
             "which this function does not generate", rule.target.ref, rule.field_path))
     if model.non_istio_ids and model.rules:

@@ -35,7 +35,8 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
             "Servers already restrict the ports the rules name)"))
     for rule in model.egress_rules:
         results.append(info(
-            f"linkerd: egress rule {rule.label} {model.egress_enforcement(rule)}: Linkerd authorizes at the server (Server, AuthorizationPolicy), by the ingress "
+            f"linkerd: egress rule {rule.label} {model.egress_enforcement(rule)}: "
+            "Linkerd authorizes at the server (Server, AuthorizationPolicy), by the ingress "
             "rules of the peer's package", rule.target.ref, rule.field_path))
     for rule in model.rules:
         t = rule.target

@@ -24,9 +24,9 @@ import argparse
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..api.resolve import resolve
 from ..authorization import coverage_warnings, enforcers

@@ -7,9 +7,10 @@ and the changes follow; each function's infos fold into one line unless ``verbos
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Iterable
+from typing import Any
 
 from ..api.paths import get_path
 from ..krm import yamlio

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from .. import registry
+from ..api.schema import validated_once
 from ..krm import ResourceList, run_function
 
 NAME = "spiffe-hydrate"
@@ -18,7 +19,11 @@ VALIDATOR = "spiffe-validator"
 
 
 def hydrate(rl: ResourceList) -> None:
-    rl.schema_valid = {}  # each WorkloadIdentity's schema is checked once, not once per step
+    with validated_once():  # each WorkloadIdentity's schema is checked once, not once per step
+        _hydrate(rl)
+
+
+def _hydrate(rl: ResourceList) -> None:
     for name in MUTATORS:
         _run_step(rl, name)
         if rl.has_errors():

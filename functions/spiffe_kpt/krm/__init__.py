@@ -5,8 +5,8 @@ the result objects and ``runner`` for the process entry point that turns a Pytho
 into a kpt function.
 """
 
-from .results import Result, ResourceRef, Severity, error, info, warning
-from .resourcelist import ResourceList, KptfileView, resource_ref, ANN_PATH, ANN_INDEX, ANN_LOCAL_CONFIG
+from .resourcelist import ANN_INDEX, ANN_LOCAL_CONFIG, ANN_PATH, KptfileView, ResourceList, resource_ref
+from .results import ResourceRef, Result, Severity, error, info, warning
 from .runner import run_function
 
 __all__ = [

@@ -23,7 +23,11 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .yamltypes import FloatText, FlowDict, FlowList, IntText, StyledStr
 
 
 class Unsupported(Exception):
@@ -43,17 +47,17 @@ _BREAKS = "\n\r\x85\u2028\u2029"
 _LIBYAML_ONLY_BREAKS = tuple(c.encode() for c in "\x85\u2028\u2029")
 
 
-def make_emitter(resolvers: dict[str, list[tuple[str, re.Pattern[str]]]],
-                 slow_scalar: Callable[[Any], str], styled_type: type, int_text: type, float_text: type,
-                 slow_flow_scalar: Callable[[Any, bool], str], flow_list: type, flow_dict: type
-                 ) -> Callable[[Any], str]:
+def make_emitter(resolvers: dict[str, list[tuple[str, re.Pattern[str]]]], slow_scalar: Callable[[Any], str],
+                 slow_flow_scalar: Callable[[Any, bool], str]) -> Callable[[Any], str]:
     """Build ``dump(data) -> str`` for a dumper whose implicit resolvers are ``resolvers``.
 
     ``slow_scalar(value)`` must return what the PyYAML dumper writes for ``{"k": value}``
     without the leading ``k: `` (continuation lines indented by 2); the result is cached.
-    ``flow_list`` and ``flow_dict`` (list and dict subclasses) are written in flow style, as the
+    ``FlowList`` and ``FlowDict`` (yamltypes) are written in flow style, as the
     PyYAML dumper writes them (``[a, b]``, ``{k: v}``); ``slow_flow_scalar(value, as_key)`` must
     return what it writes for ``value`` as an item (or, with ``as_key``, a key) inside one."""
+    # Local names: the closures below test types on every value.
+    styled_type, int_text, float_text, flow_list, flow_dict = StyledStr, IntText, FloatText, FlowList, FlowDict
     by_first: dict[str, tuple[re.Pattern[str], ...]] = {
         ch: tuple(rx for _tag, rx in rs) for ch, rs in resolvers.items() if ch}
     cache: dict[Any, str] = {}
@@ -238,24 +242,39 @@ def _float(v: float) -> str:
     return text
 
 
-def make_ryml_loader(plain_scalar: Callable[[str], Any], styled_type: type, flow_list: type = list,
-                     flow_dict: type = dict) -> Callable[[bytes], Any] | None:
+@contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 goes to /dev/null inside, and back to where it was after."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+def make_ryml_loader(plain_scalar: Callable[[str], Any]) -> Callable[[bytes], Any] | None:
     """Build ``load(data: bytes)`` on rapidyaml (the ``rapidyaml`` package), or None without it.
 
-    Why: libyaml composing PyYAML nodes costs ~1 s per 2 MB (Cython node objects, a Python
-    resolver call per scalar); rapidyaml parses the same 2 MB into its arena in ~25 ms and
-    keeps each scalar's style, which the style-preserving loader needs (the Rust parsers on
+    Why: libyaml composing PyYAML nodes is slow on large inputs (Cython node objects, a Python
+    resolver call per scalar); rapidyaml parses into its arena in C++ many times faster
+    (docs/yaml-strategy.md) and keeps each scalar's style, which the style-preserving loader needs (the Rust parsers on
     PyPI, yaml-rs and py-yaml12, are faster still but return plain values: a quoted "x" or a
     0644 cannot be told from x or 644, so they cannot keep our round trip byte-exact).
     ``plain_scalar(text)`` resolves an unquoted scalar exactly as the PyYAML loader does.
-    Non-empty flow collections become ``flow_list`` / ``flow_dict`` (rapidyaml flags their
+    Non-empty flow collections become ``FlowList`` / ``FlowDict`` (rapidyaml flags their
     container style). Anchors, aliases, tags, several documents, bytes that are not UTF-8 and
     parse errors raise ``Unsupported``: the caller then parses with PyYAML (which reports errors with their line
     and column)."""
     try:
-        import ryml  # ~15 ms to import: only worth it for large inputs (see yamlio.load)
+        import ryml  # its import costs a start: only worth it for large inputs (see yamlio.load)
     except ImportError:
         return None
+    styled_type, flow_list, flow_dict = StyledStr, FlowList, FlowDict
     NONE, MAP, SEQ, STREAM, DOC = ryml.NONE, ryml.MAP, ryml.SEQ, ryml.STREAM, ryml.DOC
     container = MAP | SEQ
     flow = ryml.CONTAINER_STYLE_FLOW
@@ -276,18 +295,11 @@ def make_ryml_loader(plain_scalar: Callable[[str], Any], styled_type: type, flow
             if brk in data:
                 raise Unsupported("NEL/LS/PS: line breaks to libyaml (YAML 1.1), not to rapidyaml (1.2)")
         # rapidyaml prints its parse errors on fd 2; the PyYAML fallback reports them properly.
-        saved = os.dup(2)
         try:
-            with open(os.devnull, "wb") as null:
-                os.dup2(null.fileno(), 2)
-                try:
-                    tree = ryml.parse_in_arena(data)
-                finally:
-                    os.dup2(saved, 2)
+            with _stderr_silenced():
+                tree = ryml.parse_in_arena(data)
         except Exception as exc:  # ryml.ExceptionParse and friends
             raise Unsupported(f"rapidyaml: {type(exc).__name__}") from None
-        finally:
-            os.close(saved)
         typ, first, nxt, key, val = tree.type, tree.first_child, tree.next_sibling, tree.key, tree.val
 
         def scalar(node: int, flags: int, is_key: bool) -> Any:

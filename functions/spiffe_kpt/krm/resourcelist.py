@@ -6,10 +6,11 @@ every field, annotation and the order of items that a function does not own surv
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from .results import Result, ResourceRef, Severity
+from .results import ResourceRef, Result, Severity
 
 ANN_PATH = "config.kubernetes.io/path"
 ANN_INDEX = "config.kubernetes.io/index"
@@ -71,12 +72,9 @@ class ResourceList:
     results: list[Result] = field(default_factory=list)
     # Anything else at the top level of the input is passed back unchanged.
     extra: dict[str, Any] = field(default_factory=dict)
-    # Set by a run of several steps in one process (spiffe-hydrate): input resources whose schema
-    # has validated, by id, holding the object so its id cannot be reused. None: validate each time.
-    schema_valid: dict[int, Any] | None = None
 
     @classmethod
-    def from_object(cls, doc: Any) -> "ResourceList":
+    def from_object(cls, doc: Any) -> ResourceList:
         if not isinstance(doc, dict):
             raise InputError("input is not a ResourceList: expected a YAML mapping with "
                              "'kind: ResourceList' and 'items'; run the function through kpt "
@@ -129,7 +127,7 @@ class ResourceList:
     def find(self, pred: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
         return [i for i in self.items if pred(i)]
 
-    def kptfile(self) -> "KptfileView | None":
+    def kptfile(self) -> KptfileView | None:
         """The package's own Kptfile: the one at the package root when kpt sends several."""
         candidates = [i for i in self.items
                       if i.get("kind") == "Kptfile" and i.get("apiVersion") == KPTFILE_API]

@@ -90,10 +90,10 @@ def info(message: str, ref: ResourceRef | None = None, field_path: str = "", **k
 LIST_AT_MOST = 10
 
 
-def name_list(names: "list[str] | tuple[str, ...]", at_most: int = LIST_AT_MOST) -> str:
+def name_list(names: list[str] | tuple[str, ...], at_most: int = LIST_AT_MOST) -> str:
     """Names for a message, at most ``at_most`` of them: a package with thousands of resources
-    must not make one result grow with it (a 70 KB message once sent the whole output through the
-    slow YAML dumper)."""
+    must not make one result grow with it (a huge message sends the whole output through the slow
+    YAML dumper)."""
     names = list(names)
     if len(names) <= at_most:
         return ", ".join(names)

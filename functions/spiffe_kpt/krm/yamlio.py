@@ -21,8 +21,22 @@ from typing import Any
 import yaml
 
 from . import fastyaml as _fast
+from .yamltypes import (
+    BOOL_TAG,
+    FLOAT_TAG,
+    INT_TAG,
+    MAP_TAG,
+    NULL_TAG,
+    SEQ_TAG,
+    STR_TAG,
+    FloatText,
+    FlowDict,
+    FlowList,
+    IntText,
+    StyledStr,
+)
 
-try:  # libyaml is in every PyYAML wheel; the pure-Python fallback is ~10x slower.
+try:  # libyaml is in every PyYAML wheel; the pure-Python fallback is far slower (docs/import-costs.md).
     from yaml import CSafeDumper as _BaseDumper
     from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover
@@ -36,52 +50,16 @@ class Loader(_BaseLoader):  # type: ignore[misc,valid-type]
 
 Loader.yaml_implicit_resolvers = {}
 _RESOLVERS_12 = [
-    ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")),
-    ("tag:yaml.org,2002:int",
+    (BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")),
+    (INT_TAG,
      re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")),
-    ("tag:yaml.org,2002:float",
+    (FLOAT_TAG,
      re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
                 r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789.")),
-    ("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]),
+    (NULL_TAG, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]),
 ]
 for _tag, _regexp, _first in _RESOLVERS_12:
     Loader.add_implicit_resolver(_tag, _regexp, _first)
-
-
-class IntText(int):
-    """An int that remembers how it was written (``0644``, ``0x1F``), so it is written back the
-    same way: ``defaultMode: 0644`` must not come back as ``644``, which Kubernetes (YAML 1.1,
-    octal) would read as a different file mode."""
-
-    text: str
-
-    def __new__(cls, value: int, text: str) -> "IntText":
-        obj = super().__new__(cls, value)
-        obj.text = text
-        return obj
-
-    def __getnewargs__(self):  # type: ignore[override]
-        return (self.__class__.__mro__[1](self), self.text)
-
-    def __deepcopy__(self, memo: dict) -> "object":
-        return self  # immutable
-
-
-class FloatText(float):
-    """A float that remembers its spelling (``1e3``, ``1.50``) for the same reason."""
-
-    text: str
-
-    def __new__(cls, value: float, text: str) -> "FloatText":
-        obj = super().__new__(cls, value)
-        obj.text = text
-        return obj
-
-    def __getnewargs__(self):  # type: ignore[override]
-        return (self.__class__.__mro__[1](self), self.text)
-
-    def __deepcopy__(self, memo: dict) -> "object":
-        return self  # immutable
 
 
 def _int_from_text(text: str) -> int:
@@ -145,25 +123,6 @@ def _checked(construct: Any, what: str) -> Any:
     return checked
 
 
-class StyledStr(str):
-    """A string that remembers it was quoted or a literal block, so it is written back the same
-    way: kpt restores comments and field order but not scalar styles, and a render must not
-    rewrite ``"true"`` as ``'true'`` in files the function does not own."""
-
-    style: str
-
-    def __new__(cls, value: str, style: str) -> "StyledStr":
-        obj = super().__new__(cls, value)
-        obj.style = style
-        return obj
-
-    def __getnewargs__(self):  # type: ignore[override]
-        return (str(self), self.style)
-
-    def __deepcopy__(self, memo: dict) -> "StyledStr":
-        return self  # immutable
-
-
 def _construct_str(loader: Loader, node: yaml.ScalarNode) -> str:
     value = loader.construct_scalar(node)
     # Folded ('>') scalars are written back as ordinary strings: with the dumper's unlimited
@@ -171,23 +130,6 @@ def _construct_str(loader: Loader, node: yaml.ScalarNode) -> str:
     if node.style in ('"', "'", "|"):
         return StyledStr(value, node.style)
     return value
-
-
-class FlowList(list):
-    """A sequence the input wrote in flow style (``args: ["--a", b]``), written back in flow
-    style: kpt keeps the style of the nodes it reads from a function's output, so without this
-    a render rewrote every flow collection of a package as a block, even in resources no
-    function touches. Equal to the plain list; lists a function creates stay block style.
-    Empty ``[]`` loads as a plain list (it is written ``[]`` either way, and items a function
-    adds to it are then written as a block)."""
-
-    __slots__ = ()
-
-
-class FlowDict(dict):
-    """A mapping the input wrote in flow style (``labels: {app: x}``); see ``FlowList``."""
-
-    __slots__ = ()
 
 
 def _expect(node: yaml.Node, kind: type, what: str) -> None:
@@ -214,13 +156,13 @@ def _construct_map(loader: Loader, node: yaml.MappingNode) -> Any:
     data.update(loader.construct_mapping(node))
 
 
-Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
-Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
-Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-Loader.add_constructor("tag:yaml.org,2002:int", _checked(_construct_int, "an integer"))
-Loader.add_constructor("tag:yaml.org,2002:float", _checked(_construct_float, "a number"))
-Loader.add_constructor("tag:yaml.org,2002:bool", _checked(yaml.SafeLoader.construct_yaml_bool, "a boolean"))
-Loader.add_constructor("tag:yaml.org,2002:null", _checked(yaml.SafeLoader.construct_yaml_null, "null"))
+Loader.add_constructor(STR_TAG, _construct_str)
+Loader.add_constructor(SEQ_TAG, _construct_seq)
+Loader.add_constructor(MAP_TAG, _construct_map)
+Loader.add_constructor(INT_TAG, _checked(_construct_int, "an integer"))
+Loader.add_constructor(FLOAT_TAG, _checked(_construct_float, "a number"))
+Loader.add_constructor(BOOL_TAG, _checked(yaml.SafeLoader.construct_yaml_bool, "a boolean"))
+Loader.add_constructor(NULL_TAG, _checked(yaml.SafeLoader.construct_yaml_null, "null"))
 Loader.add_constructor("tag:yaml.org,2002:timestamp",
                        _checked(yaml.SafeLoader.construct_yaml_timestamp, "a timestamp"))
 Loader.add_constructor("tag:yaml.org,2002:binary", _checked(yaml.SafeLoader.construct_yaml_binary, "base64"))
@@ -235,37 +177,36 @@ class Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
         return True
 
 
-_STR_TAG = "tag:yaml.org,2002:str"
 
 
 def _represent_str(dumper: Dumper, data: str) -> yaml.ScalarNode:
     # Literal style keeps server.conf and similar readable in the written files; trailing
     # spaces on a line would make libyaml fall back to quoting, which is still correct.
     if "\n" in data:
-        return dumper.represent_scalar(_STR_TAG, data, style="|")
+        return dumper.represent_scalar(STR_TAG, data, style="|")
     # A string that would read as another type is double-quoted, as Go's yaml.v3 (kpt) does.
-    if dumper.resolve(yaml.ScalarNode, data, (True, False)) != _STR_TAG:
-        return dumper.represent_scalar(_STR_TAG, data, style='"')
-    return dumper.represent_scalar(_STR_TAG, data)
+    if dumper.resolve(yaml.ScalarNode, data, (True, False)) != STR_TAG:
+        return dumper.represent_scalar(STR_TAG, data, style='"')
+    return dumper.represent_scalar(STR_TAG, data)
 
 
 def _represent_styled(dumper: Dumper, data: StyledStr) -> yaml.ScalarNode:
     style = data.style
     if style == "|" and "\n" not in data:
         style = '"'
-    return dumper.represent_scalar(_STR_TAG, str(data), style=style)
+    return dumper.represent_scalar(STR_TAG, str(data), style=style)
 
 
 # The dumper quotes any string that either YAML version would read as something else: the
 # YAML 1.1 resolvers of SafeDumper plus the YAML 1.2 integer and float spellings.
-Dumper.add_implicit_resolver("tag:yaml.org,2002:int", _RESOLVERS_12[1][1], _RESOLVERS_12[1][2])
-Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _RESOLVERS_12[2][1], _RESOLVERS_12[2][2])
+Dumper.add_implicit_resolver(INT_TAG, _RESOLVERS_12[1][1], _RESOLVERS_12[1][2])
+Dumper.add_implicit_resolver(FLOAT_TAG, _RESOLVERS_12[2][1], _RESOLVERS_12[2][2])
 Dumper.add_representer(str, _represent_str)
 Dumper.add_representer(StyledStr, _represent_styled)
-Dumper.add_representer(FlowList, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
-Dumper.add_representer(FlowDict, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=True))
-Dumper.add_representer(IntText, lambda d, v: d.represent_scalar("tag:yaml.org,2002:int", v.text))
-Dumper.add_representer(FloatText, lambda d, v: d.represent_scalar("tag:yaml.org,2002:float", v.text))
+Dumper.add_representer(FlowList, lambda d, v: d.represent_sequence(SEQ_TAG, v, flow_style=True))
+Dumper.add_representer(FlowDict, lambda d, v: d.represent_mapping(MAP_TAG, v, flow_style=True))
+Dumper.add_representer(IntText, lambda d, v: d.represent_scalar(INT_TAG, v.text))
+Dumper.add_representer(FloatText, lambda d, v: d.represent_scalar(FLOAT_TAG, v.text))
 
 
 def load_pyyaml(text: str | bytes) -> Any:
@@ -273,9 +214,7 @@ def load_pyyaml(text: str | bytes) -> Any:
     return yaml.load(text, Loader=Loader)  # noqa: S506 - Loader is a safe loader
 
 
-_STR, _INT, _FLOAT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
-_BOOL, _NULL = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"
-_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_STR, _INT, _FLOAT, _BOOL, _NULL, _MAP, _SEQ = STR_TAG, INT_TAG, FLOAT_TAG, BOOL_TAG, NULL_TAG, MAP_TAG, SEQ_TAG
 _FIRST = {ch: tuple((tag, rx) for tag, rx in rs) for ch, rs in Loader.yaml_implicit_resolvers.items()}
 
 
@@ -358,8 +297,8 @@ def _plain_scalar(text: str) -> Any:
     return text
 
 
-# rapidyaml is optional (the ``fast`` extra): below this size its import (~15 ms) costs more
-# than it saves; above it, it parses ~2.5x faster than libyaml + _build (docs/yaml-strategy.md).
+# rapidyaml is optional (the ``fast`` extra): below this size its import costs more than it
+# saves; above it, it parses faster than libyaml + _build (measured in docs/yaml-strategy.md).
 RYML_MIN_BYTES = 256 * 1024
 _ryml_load: Any = False  # not tried yet
 
@@ -367,7 +306,7 @@ _ryml_load: Any = False  # not tried yet
 def _load_ryml(data: bytes) -> Any:
     global _ryml_load
     if _ryml_load is False:
-        _ryml_load = _fast.make_ryml_loader(_plain_scalar, StyledStr, FlowList, FlowDict)
+        _ryml_load = _fast.make_ryml_loader(_plain_scalar)
     if _ryml_load is None:
         raise _fast.Unsupported("rapidyaml is not installed")
     return _ryml_load(data)
@@ -387,8 +326,8 @@ _FRAMES_PER_LEVEL = 5
 # may hold a block node nested about twice as deep; below it, nesting is bounded cheaply.
 _RUN = MAX_DEPTH // 4
 # (Two patterns, not one with "(?:^|\n)": a leading literal lets re skip from line to line fast.)
-_DEEP_START = re.compile(r"[ \t?:-]{%d}" % _RUN)
-_DEEP_LINE = re.compile(r"\n[ \t?:-]{%d}" % _RUN)
+_DEEP_START = re.compile(r"[ \t?:-]{%d}" % _RUN)  # noqa: UP031 (as the bytes patterns below)
+_DEEP_LINE = re.compile(r"\n[ \t?:-]{%d}" % _RUN)  # noqa: UP031
 _DEEP_START_B = re.compile(rb"[ \t?:-]{%d}" % _RUN)
 _DEEP_LINE_B = re.compile(rb"\n[ \t?:-]{%d}" % _RUN)
 _ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s\[\]{},]")
@@ -478,7 +417,8 @@ def load_libyaml(text: str | bytes) -> Any:
 def _nesting_bounded(text: str | bytes) -> bool:
     """True when the document cannot nest deeper than MAX_DEPTH: the flow openers plus about
     twice the longest run of indentation and compact indicators ("- - x", "? ") that starts a
-    line bound its nesting. Two counts and a regex that stops only at line starts: ~2 ms per MB."""
+    line bound its nesting. Two counts and a regex that stops only at line starts: cheap next to
+    parsing (docs/yaml-strategy.md)."""
     if isinstance(text, str):
         openers = text.count("[") + text.count("{")
         deep_start, deep_line = _DEEP_START, _DEEP_LINE
@@ -602,8 +542,7 @@ def _slow_flow_scalar(value: Any, as_key: bool) -> str:
     return body
 
 
-_fast_dump = _fast.make_emitter(Dumper.yaml_implicit_resolvers, _slow_scalar, StyledStr, IntText, FloatText,
-                                _slow_flow_scalar, FlowList, FlowDict)
+_fast_dump = _fast.make_emitter(Dumper.yaml_implicit_resolvers, _slow_scalar, _slow_flow_scalar)
 
 
 def dump(data: Any) -> str:

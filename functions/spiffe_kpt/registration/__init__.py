@@ -21,8 +21,8 @@ from .. import API_GROUP
 from ..api.ownership import Desired, conflict_results, owner_of, sync
 from ..api.resolve import Resolution, resolve
 from ..krm import ResourceList, error, info, run_function
-from ..krm.results import name_list
 from ..krm.resourcelist import resource_ref
+from ..krm.results import name_list
 from . import clusterspiffeid, federation, static
 
 NAME = "spiffe-registration"

@@ -20,8 +20,9 @@ from ..api.schema import validate
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import resource_ref
 from .agent_conf import render_agent_conf
+from .checks import check_pairing, check_values
 from .server_conf import render_server_conf
-from .values import AGENT, KIND, Values, check_pairing, check_values, read_values
+from .values import AGENT, KIND, Values, read_values
 
 NAME = "spiffe-spire-config"
 

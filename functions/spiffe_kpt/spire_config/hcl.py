@@ -23,7 +23,7 @@ class Map:
 
     ``quoted``: write the keys as strings, as SPIRE's docs do for names chosen by the user
     (cluster names may contain characters an HCL identifier cannot)."""
-    entries: dict[str, "Value"] = field(default_factory=dict)
+    entries: dict[str, Value] = field(default_factory=dict)
     quoted: bool = False
 
 
@@ -31,13 +31,13 @@ class Map:
 class Block:
     name: str
     labels: tuple[str, ...] = ()
-    body: list[Union["Block", tuple[str, Value]]] = field(default_factory=list)
+    body: list[Block | tuple[str, Value]] = field(default_factory=list)
 
-    def attr(self, key: str, value: Value) -> "Block":
+    def attr(self, key: str, value: Value) -> Block:
         self.body.append((key, value))
         return self
 
-    def block(self, name: str, *labels: str) -> "Block":
+    def block(self, name: str, *labels: str) -> Block:
         child = Block(name, labels)
         self.body.append(child)
         return child

@@ -27,7 +27,7 @@ from .agent_conf import render_agent_conf
 from .controller_manager import config_key, render_controller_manager_config
 from .network_policy import network_policies
 from .server_conf import render_server_conf
-from .values import AGENT, DOWNSTREAM, ROOT, Values
+from .values import AGENT, DOWNSTREAM, Values
 
 OWNER = "workloadidentity.nephio.org/v1alpha1.SpireDeployment"
 CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding", "CSIDriver", "ClusterSPIFFEID",
@@ -90,7 +90,8 @@ def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
     return obj.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})
 
 
-def _replace_named(items: list[dict[str, Any]], drop: Any, add: list[dict[str, Any]], after: str | None = None) -> list[dict[str, Any]]:
+def _replace_named(items: list[dict[str, Any]], drop: Any, add: list[dict[str, Any]],
+                   after: str | None = None) -> list[dict[str, Any]]:
     kept = [i for i in items if not drop(str(i.get("name", "")))]
     if after is None:
         return kept + add

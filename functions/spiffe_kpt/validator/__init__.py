@@ -9,13 +9,13 @@ from __future__ import annotations
 import sys
 
 from ..api.resolve import Resolution, resolve
+from ..attestation import check_selector_overlaps
+from ..authorization.checks import check_authorization
 from ..identity.spiffeid import SpiffeIDError, parse
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import is_local_config, resource_ref
-from ..specializer import identity_status
-from ..attestation import check_selector_overlaps
 from ..registration.checks import check_registrations
-from ..authorization.checks import check_authorization
+from ..specializer import identity_status
 
 NAME = "spiffe-validator"
 
