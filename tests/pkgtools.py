@@ -27,6 +27,15 @@ EXAMPLES = REPO / "blueprints" / "examples"
 UPSTREAM_CRDS = Path(os.environ.get("SPIFFE_KPT_UPSTREAM_CRDS")
                      or REPO.parent / "shared" / "reference" / "upstream-crds")
 WI_API = API_VERSION
+
+
+def upstream_crd_files(pattern: str = "spire.spiffe.io_*.yaml") -> list[Path]:
+    """The upstream CRD files matching ``pattern``; never an empty list (a missing directory
+    would make every check over them pass without checking anything)."""
+    files = sorted(UPSTREAM_CRDS.glob(pattern))
+    assert files, (f"no upstream CRDs {pattern} in {UPSTREAM_CRDS}: set SPIFFE_KPT_UPSTREAM_CRDS to the "
+                   "directory holding them (../shared/reference/upstream-crds next to the repository)")
+    return files
 GIT = ["git", "-c", "user.email=test@spiffe-kpt", "-c", "user.name=test", "-c", "commit.gpgsign=false"]
 
 

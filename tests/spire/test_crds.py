@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ..pkgtools import GIT, UPSTREAM_CRDS
+from ..pkgtools import GIT, upstream_crd_files
 from .examples import SPIRE
 
 pytestmark = pytest.mark.kpt
@@ -24,7 +24,7 @@ def test_kpt_pkg_update_fetches_the_pinned_crds(tmp_path: Path) -> None:
     assert not list((SPIRE / "crds").glob("*.yaml")), "the CRDs must not be copied into the repository"
     up = tmp_path / "upstream"
     (up / "config" / "crd" / "bases").mkdir(parents=True)
-    for f in UPSTREAM_CRDS.glob("spire.spiffe.io_*.yaml"):
+    for f in upstream_crd_files():
         shutil.copy(f, up / "config" / "crd" / "bases" / f.name)
     subprocess.run(["git", "init", "-q", str(up)], check=True)
     subprocess.run([*GIT, "-C", str(up), "add", "-A"], check=True)

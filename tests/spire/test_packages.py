@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ..pkgtools import UPSTREAM_CRDS
+from ..pkgtools import upstream_crd_files
 from .examples import EXPECTED, RENDERED_PACKAGES, files, is_local_config, render_example, resources
 
 pytestmark = pytest.mark.kpt
@@ -60,7 +60,7 @@ def test_render_twice_changes_nothing(rendered: dict[str, Path], name: str, tmp_
 def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     import yaml
     out = {}
-    for f in UPSTREAM_CRDS.glob("spire.spiffe.io_*.yaml"):
+    for f in upstream_crd_files():
         crd = yaml.safe_load(f.read_text())
         for ver in crd["spec"]["versions"]:
             out[(f"{crd['spec']['group']}/{ver['name']}", crd["spec"]["names"]["kind"])] = ver["schema"]["openAPIV3Schema"]
