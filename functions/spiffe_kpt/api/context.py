@@ -146,12 +146,17 @@ def _read_workload_cluster(ctx: Context, obj: dict[str, Any], results: list[Resu
     ctx.cluster_name = wc_name
 
 
+def federation_trust_domains(spec: dict[str, Any]) -> list[str]:
+    """Trust domains of IdentityContext spec.federation."""
+    return [str(p.get("trustDomain")) for p in spec.get("federation") or [] if isinstance(p, dict)]
+
+
 def federation_peers(ctx: Context) -> list[str] | None:
     """The trust domains the context federates with; None while they cannot be known (no
     context, or one awaiting porch's injection, or one in error)."""
     if ctx.ref is None or ctx.injection_pending or ctx.invalid:
         return None
-    return [str(p.get("trustDomain")) for p in ctx.spec.get("federation") or [] if isinstance(p, dict)]
+    return federation_trust_domains(ctx.spec)
 
 
 def check_federates_with(ctx: Context, td: str, owner: str, ref: ResourceRef, path: str) -> list[Result]:

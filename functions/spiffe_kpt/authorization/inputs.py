@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-from typing import Any
 
-from ..api.context import Context
+from ..api.context import Context, federation_trust_domains
 from ..api.paths import get_path
 from ..api.resolve import Identity
 from ..krm.results import Result, error, name_list, warning
@@ -163,7 +162,7 @@ def check_mesh_trust(ident: Identity, rname: str, peers: list[Peer], ports: list
         return []
     svid = ident.spec.get("svid") or {}
     federates = {str(t) for t in svid.get("federatesWith") or []}
-    peers_of_ctx = federation_peers(ctx.spec)
+    peers_of_ctx = federation_trust_domains(ctx.spec)
     ctx_name = ctx.ref.name if ctx.ref else ""
     out: list[Result] = []
     for peer in peers:
@@ -188,7 +187,3 @@ def check_mesh_trust(ident: Identity, rname: str, peers: list[Peer], ports: list
             ident.ref, f"{peer.field_path}.{peer.kind}", current_value=peer.value))
     return out
 
-
-def federation_peers(spec: dict[str, Any]) -> list[str]:
-    """Trust domains of IdentityContext spec.federation."""
-    return [str(f.get("trustDomain")) for f in spec.get("federation") or [] if isinstance(f, dict)]
