@@ -14,6 +14,7 @@ WorkloadIdentity of this package and stands for its resolved SPIFFE ID (what its
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,8 @@ KUBERNETES = "kubernetes"
 SECRETS = "secrets"
 TARGETS = (KUBERNETES, SECRETS)
 
+# {clusterName}, {region}, {site} in a client ID (AccessGrant spec.clients[].spiffeID/spiffeIDPrefix).
+PLACEHOLDER = re.compile(r"\{([A-Za-z]+)\}")
 # Client kinds of the resolved model.
 ID, PREFIX, TRUST_DOMAIN = "id", "prefix", "trustDomain"
 
@@ -247,7 +250,7 @@ def read_grants(rl: ResourceList, res: Resolution, results: list[Result]) -> Gra
         for j, raw in enumerate(spec["clients"]):
             client = _client(ref, raw, f"spec.clients[{j}]", by_name, ctx, results)
             if client is None:
-                pending = pending or _is_pending(raw, by_name)
+                pending = pending or _is_pending(raw, by_name, ctx)
                 continue
             clients.append(client)
         for client in clients:
@@ -271,9 +274,15 @@ def read_grants(rl: ResourceList, res: Resolution, results: list[Result]) -> Gra
     return out
 
 
-def _is_pending(raw: dict[str, Any], by_name: dict[str, Identity]) -> bool:
-    ident = by_name.get(raw.get("identity", "")) if "identity" in raw else None
-    return ident is not None and ident.spiffe_id is None
+def _is_pending(raw: dict[str, Any], by_name: dict[str, Identity], ctx: Context) -> bool:
+    """A client that is not in error but waits for context: an identity without its SPIFFE ID yet, or
+    an ID whose placeholder the context does not fill yet."""
+    if "identity" in raw:
+        ident = by_name.get(raw["identity"])
+        return ident is not None and ident.spiffe_id is None
+    values = [str(raw.get(k, "")) for k in ("spiffeID", "spiffeIDPrefix")]
+    known = {"clusterName": ctx.cluster_name, "region": ctx.region, "site": ctx.site}
+    return any(n in known and not known[n] for v in values for n in PLACEHOLDER.findall(v))
 
 
 def _client(ref: ResourceRef, raw: dict[str, Any], path: str, by_name: dict[str, Identity], ctx: Context,
@@ -304,6 +313,10 @@ def _client(ref: ResourceRef, raw: dict[str, Any], path: str, by_name: dict[str,
         if ident.spiffe_id is None:
             return None  # waits for context
         return Client(ID, str(ident.spiffe_id), ident.spiffe_id.trust_domain, path, identity=ident.name, form=kind)
+    if "{" in value:
+        value = _expand(ref, value, f"{path}.{kind}", ctx, results)
+        if not value:
+            return None
     try:
         pid = parse_peer_id(kind, value)
     except SpiffeIDError as exc:
@@ -316,6 +329,24 @@ def _client(ref: ResourceRef, raw: dict[str, Any], path: str, by_name: dict[str,
     client_kind = {"spiffeID": ID, "spiffeIDPrefix": PREFIX, "trustDomain": TRUST_DOMAIN}[kind]
     text = pid.id_prefix if client_kind != TRUST_DOMAIN else pid.trust_domain
     return Client(client_kind, text, pid.trust_domain, path, cluster=cluster, form=kind)
+
+
+def _expand(ref: ResourceRef, value: str, path: str, ctx: Context, results: list[Result]) -> str:
+    """A client ID with the context's {clusterName}, {region} or {site}: one blueprint names the
+    right client in every cluster it is deployed to (the management controller of *this* edge
+    cluster). '' when in error or while the context lacks the value (the grant then waits)."""
+    known = {"clusterName": ctx.cluster_name, "region": ctx.region, "site": ctx.site}
+    names = PLACEHOLDER.findall(value)
+    unknown = sorted({n for n in names if n not in known})
+    if unknown or PLACEHOLDER.sub("", value).count("{") or PLACEHOLDER.sub("", value).count("}"):
+        results.append(error(
+            f"AccessGrant {ref.name}: {path} {value!r}: a client ID may use the placeholders {{clusterName}}, "
+            f"{{region}} and {{site}} (the context's values) and no others{f' (not {unknown[0]!r})' if unknown else ''}; "
+            "fix it or write the ID out", ref, path, current_value=value))
+        return ""
+    if any(not known[n] for n in names):
+        return ""  # the context does not say yet: the grant waits
+    return PLACEHOLDER.sub(lambda m: known[m.group(1)], value)
 
 
 def _check_issuer(ref: ResourceRef, client: Client, ctx: Context, known: dict[str, Issuer]) -> list[Result]:
@@ -376,3 +407,13 @@ def client_audiences(grants: GrantSet, settings: AccessSettings) -> dict[str, li
                 if aud and aud not in have:
                     have.append(aud)
     return {k: sorted(v) for k, v in out.items()}
+
+
+def identity_audiences(rl: ResourceList, res: Resolution) -> dict[str, list[str]]:
+    """``client_audiences`` of the package as it stands, for the specializer (which writes them to
+    the identities' status.jwtAudiences) and the validator (which re-derives them). Mistakes in the
+    grants are spiffe-access's and the validator's to report; here a grant in error counts for
+    nothing. Free for a package without AccessGrants."""
+    if not res.ok or not any(o.get("kind") == ACCESS_GRANT and o.get("apiVersion") == API_VERSION for o in rl.items):
+        return {}
+    return client_audiences(read_grants(rl, res, []), access_settings(res.context))
