@@ -125,3 +125,18 @@ def test_bundle_text_is_what_the_helpers_claim() -> None:
     doc = json.loads(bundle_text(TD))
     assert list(doc) == ["keys", "spiffe_refresh_hint", "spiffe_sequence"]
     assert [k["use"] for k in doc["keys"]] == ["x509-svid", "jwt-svid"]
+
+
+def test_a_mapping_json_cannot_hold_is_an_error_not_a_traceback() -> None:
+    import datetime as dt
+    doc = bundle_doc(TD)
+    the(findings({**doc, "comment": dt.date(2026, 1, 1)}), "error", "", "cannot be written as the JSON SPIRE reads")
+    the(findings({**doc, "spiffe_refresh_hint": float("nan")}), "error", "spiffe_refresh_hint", "non-negative integer")
+
+
+def test_random_bytes_as_a_certificate_are_an_error() -> None:
+    import os
+    cert, _ = ca_cert(TD)
+    for _ in range(20):
+        key = {**x509_key(cert), "x5c": [base64.b64encode(os.urandom(64)).decode()]}
+        the(findings({"keys": [key]}), "error", "keys[0].x5c[0]", "not a base64 DER X.509 certificate")

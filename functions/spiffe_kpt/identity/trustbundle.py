@@ -109,7 +109,13 @@ def check_bundle(source: str | dict[str, Any], trust_domain: str, now: datetime,
                                     f"{JWT_USE!r}: SPIRE ignores this key"))
     if keys and not authorities and not kids and not any(f.severity == "error" for f in findings):
         findings.append(Finding("error", "keys", f"no {X509_USE} or {JWT_USE} key: the bundle trusts nothing"))
-    text = json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
+    try:
+        text = json.dumps(doc, indent=2, ensure_ascii=True, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as exc:
+        # A bundle written as a YAML mapping can hold what JSON cannot (a date, a non-string key).
+        findings.append(Finding("error", "", f"cannot be written as the JSON SPIRE reads: {exc}; write the "
+                                "bundle as the JSON text `spire-server bundle show -format spiffe` prints"))
+        text = ""
     return SpiffeBundle(text, hint, sequence, tuple(authorities), tuple(kids), tuple(findings))
 
 
@@ -209,23 +215,27 @@ def _x509_authority(i: int, key: dict[str, Any], trust_domain: str, findings: li
         findings.append(Finding("error", f"{where}.x5c", f"an {X509_USE} key carries exactly one certificate in "
                                 f"x5c (the authority), got {n}; SPIRE refuses the whole bundle otherwise"))
         return None
+    from cryptography.exceptions import UnsupportedAlgorithm
+
     try:
         der = base64.b64decode(x5c[0], validate=True)
         cert = x509.load_der_x509_certificate(der)
-    except (binascii.Error, ValueError) as exc:
+        subject = cert.subject.rfc4514_string() or "<empty subject>"
+        cert_key = cert.public_key()
+        extensions = cert.extensions
+    except (binascii.Error, ValueError, UnsupportedAlgorithm) as exc:
         findings.append(Finding("error", f"{where}.x5c[0]", f"not a base64 DER X.509 certificate: {exc}"))
         return None
-    subject = cert.subject.rfc4514_string() or "<empty subject>"
     jwk_key = _public_key(key, where, findings) if "kty" in key else None
     if "kty" not in key:
         findings.append(Finding("error", f"{where}.kty", "every JWK needs 'kty' (EC or RSA, as the certificate's "
                                 "key)"))
-    elif jwk_key is not None and not _same_key(jwk_key, cert.public_key()):
+    elif jwk_key is not None and not _same_key(jwk_key, cert_key):
         findings.append(Finding("error", where, f"the key parameters do not match the public key of the certificate "
                                 f"in x5c ({subject}); go-jose refuses such a JWK"))
     tds: list[str] = []
     try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        san = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         uris = san.get_values_for_type(x509.UniformResourceIdentifier)
     except x509.ExtensionNotFound:
         uris = []
@@ -238,7 +248,7 @@ def _x509_authority(i: int, key: dict[str, Any], trust_domain: str, findings: li
                                 f"{', '.join(repr(t) for t in wrong)} (its URI SAN), not {trust_domain!r}: this is "
                                 "another trust domain's bundle"))
     try:
-        ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        ca = extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         ca = False
     if not ca:
