@@ -25,6 +25,7 @@ from ..pkgtools import (
     git_snapshot,
     items_of,
     kpt_render,
+    kpt_render_refused,
     of_kind,
     run,
     the_result,
@@ -492,3 +493,30 @@ def test_a_trust_bundle_must_stay_local_config() -> None:
     assert code == 1
     the_result(doc, "error", "TrustBundle", "core-operator", "metadata.annotations",
                "lacks the annotation config.kubernetes.io/local-config")
+
+
+@pytest.mark.kpt
+def test_kpt_renders_a_committed_bundle_through_the_whole_pipeline(tmp_path: Path) -> None:
+    """The observability example's core peer federated from a TrustBundle file, with the real kpt
+    and the example's whole pipeline (specializer to validator, which refuse unknown kinds)."""
+    pkg = copy_package(EXAMPLES / "observability", tmp_path / "observability")
+    doc = bundle_doc(PEER_TD)
+    (pkg / "bundles").mkdir()
+    (pkg / "bundles" / "core.yaml").write_text(yamlio.dump(trust_bundle("core-operator", PEER_TD, json.dumps(doc))))
+    ctx = pkg / "cluster-context.yaml"
+    text = ctx.read_text()
+    anchor = "      endpointSPIFFEID: spiffe://core.telco-operator.net/spire/server\n"
+    assert anchor in text
+    ctx.write_text(text.replace(anchor, anchor + "    trustBundle: core-operator\n"))
+    r = kpt_render(pkg)
+    assert r.exit_code == 0, r.stderr
+    cftd = yamlio.load((pkg / "registration" / "federation-core.telco-operator.net.yaml").read_text())
+    assert json.loads(cftd["spec"]["trustDomainBundle"]) == doc
+    other = yamlio.load((pkg / "registration" / "federation-noc.partner-carrier.net.yaml").read_text())
+    assert "trustDomainBundle" not in other["spec"]
+    # a bundle of another domain under the same name: the render fails and changes nothing
+    (pkg / "bundles" / "core.yaml").write_text(yamlio.dump(trust_bundle("core-operator", PEER_TD,
+                                                                        bundle_text("noc.partner-carrier.net"))))
+    errors = kpt_render_refused(pkg)
+    assert any(e["resourceRef"]["kind"] == "TrustBundle" and e["field"]["path"] == "spec.bundle"
+               and "belongs to trust domain 'noc.partner-carrier.net'" in e["message"] for e in errors), errors
