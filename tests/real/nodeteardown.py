@@ -123,18 +123,27 @@ def dump(node: Node, namespaces: list[str], cluster_objs: list[dict] = ()) -> st
     out.append("--- last events:\n" + "\n".join(events[-30:]))
     if node.kubelet is not None:
         lines = node.kubelet.log_path.read_text(errors="replace").splitlines()
-        errs = [x for x in lines if x.startswith("E") and any(w in x for w in ("olume", "nmount", "csi", "CSI",
-                                                                               "Terminat", "KillPod"))]
-        out.append("--- kubelet volume/termination errors (last 25):\n" + "\n".join(errs[-25:]))
+        errs: dict[str, str] = {}  # message -> last time, in order of last occurrence
+        for x in lines:
+            if x.startswith("E") and any(w in x for w in ("olume", "nmount", "csi", "CSI", "Terminat", "KillPod")):
+                # the message, without the klog prefix and the retry bookkeeping
+                msg = x.split("Error: ", 1)[-1] if "Error: " in x else x.split("] ", 1)[-1]
+                errs.pop(msg, None)
+                errs[msg] = x[1:21]
+        out.append("--- kubelet volume/termination errors (distinct, last 12):\n"
+                   + "\n".join(f"{t}: {m}" for m, t in list(errs.items())[-12:]))
     return "\n".join(out)
 
 
-def force(node: Node, namespaces: list[str]) -> None:
+def force(node: Node, namespaces: list[str], volumes: list[str] = ()) -> None:
     """After a timed-out teardown: remove what is stuck so the next module can run (pods
-    deleted without waiting for the kubelet, finalizers of PVCs, PVs and namespaces
-    dropped).  Volumes the kubelet could not unmount stay mounted until the node's own
-    teardown, which unmounts everything under its directory."""
+    deleted without waiting for the kubelet, finalizers of PVCs, namespaces and the
+    PersistentVolumes ``volumes`` dropped).  Volumes the kubelet could not unmount stay
+    mounted until the node's own teardown, which unmounts everything under its directory."""
     k = node.kube
+    for pv in volumes:
+        k.kubectl("patch", "pv", pv, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
+        k.kubectl("delete", "pv", pv, "--ignore-not-found", "--wait=false", check=False)
     for ns in namespaces:
         if k.kubectl("get", "namespace", ns, check=False).returncode != 0:
             continue

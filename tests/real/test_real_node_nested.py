@@ -181,13 +181,13 @@ class Nested:
                 fn()
             except StackError as e:
                 problems.append(f"{what}: {e}\n{nodeteardown.dump(node, namespaces, cluster)}")
-                nodeteardown.force(node, namespaces)
+                nodeteardown.force(node, namespaces, [v["metadata"]["name"] for v in self.volumes])
             timings.append(f"{what} {time.monotonic() - t0:.0f} s")
         for what, objs in stages:
             step(f"deleting {what}", lambda objs=objs: nodeteardown.delete_objects(node, objs, TEARDOWN_TIMEOUT))
         step("deleting the namespaces", lambda: nodeteardown.delete_namespaces(node, namespaces, TEARDOWN_TIMEOUT))
         step("deleting the PersistentVolumes",
-             lambda: nodeteardown.delete_objects(node, [v for v in self.volumes], TEARDOWN_TIMEOUT))
+             lambda: nodeteardown.delete_objects(node, self.volumes, TEARDOWN_TIMEOUT))
         # the registrars removed their plugin sockets when they stopped: the kubelet
         # unregistered both drivers (test_real_node_spire.py expects exactly its own)
         step("the kubelet to unregister the CSI drivers", lambda: wait_until(
