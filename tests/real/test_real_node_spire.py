@@ -161,7 +161,7 @@ def test_rendered_spire_server_runs_as_a_pod(spire_node: SpireOnNode):
         f"{sts}.hostNetwork": ("<absent>", True),
         _sts_path("spire-server", "image"): ("ghcr.io/spiffe/spire-server:1.13.3", s.images["spire-server"]),
         _sts_path("spire-controller-manager", "image"):
-            ("ghcr.io/spiffe/spire-controller-manager:0.6.4", s.images["spire-controller-manager"]),
+            ("ghcr.io/spiffe/spire-controller-manager:0.7.0", s.images["spire-controller-manager"]),
         f"{cm}/spire-server:data.server.conf:server.bind_address": ("0.0.0.0", LOOPBACK),
         f"{cm}/spire-server:data.server.conf:health_checks.bind_address": ("0.0.0.0", LOOPBACK),
         f"{cm}/spire-controller-manager:data.{s.cluster}.yaml:health.healthProbeBindAddress":

@@ -47,7 +47,7 @@ def desired_registrations(rl: ResourceList, res: Resolution) -> tuple[list[Desir
         obj = clusterspiffeid.build(ident, ctx)
         desired.append(Desired(obj, f"{FOLDER}/clusterspiffeid-{obj['metadata']['name']}.yaml"))
     if ctx.ref is not None and not ctx.invalid:
-        peers, peer_results = federation.read_peers(ctx)
+        peers, peer_results = federation.read_peers(ctx, rl.items)
         results.extend(peer_results)
         for peer in peers:
             obj = federation.build(peer, ctx)
