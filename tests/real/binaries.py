@@ -220,7 +220,8 @@ def _build_spire(out: Path) -> None:
 
 def _build_oidc_discovery_provider(out: Path) -> None:
     # Same module and wrapper as spire-server (so the same go.sum and, warm, the same
-    # build cache); no CGO: the provider has no datastore.
+    # build cache); no CGO: the provider has no datastore.  Measured here: 13 s with spire's build
+    # cache warm; empty GOCACHE: 100 CPU-s (15 min wall at nice 19 under load average 18).
     _wrapper_build({"github.com/spiffe/spire": SPIRE_VERSION},
                    {"github.com/spiffe/spire/support/oidc-discovery-provider": out})
 
