@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from ..api import migration
 from ..api.resolve import Resolution, resolve
 from ..attestation import check_selector_overlaps
 from ..authorization.checks import check_authorization
@@ -52,7 +53,7 @@ def validate_package(rl: ResourceList) -> None:
                 rl.add(error(f"WorkloadIdentity {ident.name}: status.spiffeID is not a valid SPIFFE ID: {exc}",
                              ident.ref, "status.spiffeID", current_value=recorded))
                 continue
-        if status and status != identity_status(ident):
+        if status and status != identity_status(ident, ctx):
             rl.add(error(f"WorkloadIdentity {ident.name}: status is stale (it says "
                          f"{recorded or 'nothing'}, the package now resolves to {ident.spiffe_id or 'nothing yet'}); "
                          "run spiffe-specializer before spiffe-validator in the pipeline",
@@ -62,6 +63,8 @@ def validate_package(rl: ResourceList) -> None:
             rl.add(warning(f"WorkloadIdentity {ident.name}: status is empty; run spiffe-specializer before "
                            "spiffe-validator so the resolved ID is recorded", ident.ref, "status"))
 
+    # A complete trust-domain migration: nothing may name the old domain any more.
+    rl.extend(migration.check_complete(rl.items, ctx))
     # Attestation and registration: selectors that reach a neighbour's pods, SPIRE pitfalls.
     if res.ok:
         rl.extend(check_selector_overlaps(rl.items, res.identities))
