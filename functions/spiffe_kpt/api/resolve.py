@@ -314,6 +314,9 @@ def resolve(rl: ResourceList) -> Resolution:
                              f"{_type_name(_at(kf.obj, path))} (kpt's Kptfile schema)", resource_ref(kf.obj), path))
     ctx = resolve_context(rl, results)
     results.extend(migration.check_phase_order(ctx, kf))
+    # A complete trust-domain migration: nothing may name the old domain any more (every function
+    # refuses, before any other check trips over the old IDs).
+    results.extend(migration.check_complete(rl.items, ctx))
     wis = [o for o in rl.items if o.get("apiVersion") == API_VERSION and o.get("kind") == WORKLOAD_IDENTITY]
     index = WorkloadIndex.of(rl)
     identities: list[Identity] = []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 
-from ..api import migration
 from ..api.resolve import Resolution, resolve
 from ..attestation import check_selector_overlaps
 from ..authorization.checks import check_authorization
@@ -63,8 +62,6 @@ def validate_package(rl: ResourceList) -> None:
             rl.add(warning(f"WorkloadIdentity {ident.name}: status is empty; run spiffe-specializer before "
                            "spiffe-validator so the resolved ID is recorded", ident.ref, "status"))
 
-    # A complete trust-domain migration: nothing may name the old domain any more.
-    rl.extend(migration.check_complete(rl.items, ctx))
     # Attestation and registration: selectors that reach a neighbour's pods, SPIRE pitfalls.
     if res.ok:
         rl.extend(check_selector_overlaps(rl.items, res.identities))
