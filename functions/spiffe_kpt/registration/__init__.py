@@ -48,7 +48,7 @@ def desired_registrations(rl: ResourceList, res: Resolution) -> tuple[list[Desir
         for obj in migration.registrations(clusterspiffeid.build(ident, ctx), ctx):
             desired.append(Desired(obj, f"{FOLDER}/clusterspiffeid-{obj['metadata']['name']}.yaml"))
     if ctx.ref is not None and not ctx.invalid:
-        peers, peer_results = federation.read_peers(ctx)
+        peers, peer_results = federation.read_peers(ctx, rl.items)
         results.extend(peer_results)
         for peer in peers:
             for obj in migration.federations(federation.build(peer, ctx), ctx):

@@ -17,6 +17,7 @@ from typing import Any
 from .. import API_VERSION
 from ..api.kinds import check_kinds
 from ..api.schema import validate
+from ..api.trustbundles import bundle_for_peer
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import resource_ref
 from .agent_conf import render_agent_conf
@@ -53,6 +54,12 @@ def configure(rl: ResourceList) -> None:
         v = read_values(obj)
         for prob in check_values(v, obj.get("spec") or {}):
             rl.add(error(prob.message, ref, prob.path))
+        for i, peer in enumerate(v.peers):
+            if peer.trust_bundle:
+                text, results = bundle_for_peer(rl.items, peer.trust_bundle, peer.trust_domain, ref,
+                                                f"spec.federation.peers[{i}].trustBundle")
+                rl.extend(results)
+                peer.bundle = text or ""
         parsed.append((obj, v))
     # An agent rendered together with the server it attests to (a cluster's parent
     # package holding both) must agree with it on trust domain and cluster name.

@@ -219,6 +219,8 @@ def generated(v: Values, pkg_dir: str = "", package: list[dict[str, Any]] | None
                "metadata": _meta(name, None, "federation"),
                "spec": {"className": v.class_name, "trustDomain": peer.trust_domain,
                         "bundleEndpointURL": peer.bundle_endpoint_url, "bundleEndpointProfile": profile}}
+        if peer.bundle:
+            ftd["spec"]["trustDomainBundle"] = peer.bundle
         out.append(Desired(mark(ftd, OWNER), pkg_dir + f"federation/{name}.yaml"))
     ua = v.ca.upstream_authority
     if ua is not None and ua.type == "cert-manager":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from ..api.resolve import Resolution, resolve
+from ..api.trustbundles import trust_bundles
 from ..attestation import check_selector_overlaps
 from ..authorization.checks import check_authorization
 from ..identity.spiffeid import SpiffeIDError, parse
@@ -25,7 +26,8 @@ def validate_package(rl: ResourceList) -> None:
     rl.extend(res.results)
     ctx = res.context
 
-    for obj in res.identity_objects + ([o for o in rl.items if ctx.ref and resource_ref(o) == ctx.ref]):
+    for obj in (res.identity_objects + [o for o in rl.items if ctx.ref and resource_ref(o) == ctx.ref]
+                + trust_bundles(rl.items)):
         if not is_local_config(obj):
             ref = resource_ref(obj)
             rl.add(error(f"{ref.kind} {ref.name} lacks the annotation config.kubernetes.io/local-config: \"true\"; "
