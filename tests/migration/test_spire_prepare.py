@@ -141,3 +141,16 @@ def test_a_migration_to_the_own_domain_is_refused() -> None:
     assert code == 1
     assert any(r.get("field", {}).get("path") == "spec.migration.to" and "own trust domain" in r["message"]
                for r in errors(doc))
+
+
+def test_b_complete_drops_the_federation_with_a() -> None:
+    items = server(B, {"from": A, "phase": "complete"}, A, "spire-server")
+    doc, code = run(items, configure)
+    assert code == 1
+    [err] = errors(doc)
+    assert err["field"]["path"] == "spec.federation.peers[0]" and "migration from" in err["message"]
+    values = next(i for i in items if i.get("kind") == "SpireDeployment")
+    values["spec"]["federation"]["peers"] = []
+    done = rendered(items)
+    assert not [i for i in done if i["kind"] == "ClusterFederatedTrustDomain"]
+    assert _cm_config(done)["className"] == "spire-regional-telco-operator"  # names unchanged

@@ -72,9 +72,21 @@ def check(v: Values, spec: dict[str, Any]) -> list[Problem]:
     if other == v.trust_domain:
         return [Problem(where, f"spec.migration.{key} is {other!r}, this deployment's own trust domain; name the "
                         "other side of the migration (B on A's deployment, A on B's)")]
-    if (spec.get("migration") or {}).get("from") and (spec.get("migration") or {}).get("to"):
+    mig = spec.get("migration") or {}
+    if mig.get("from") and mig.get("to"):
         return [Problem("spec.migration", "set 'from' (on B's deployment) or 'to' (on A's), not both")]
-    if v.is_server and other not in {p.trust_domain for p in v.peers}:
+    peers = [p.trust_domain for p in v.peers]
+    if mig.get("phase") == "complete":
+        if key == "to":
+            return [Problem("spec.migration.phase", "phase complete belongs on B's deployment (spec.migration.from); "
+                            "A's deployment is removed once every package is complete: delete this package instead")]
+        if other in peers:
+            return [Problem(f"spec.federation.peers[{peers.index(other)}]", (
+                f"the migration from {other!r} is complete, so this deployment no longer federates with it: remove "
+                "the peer (its ClusterFederatedTrustDomain is then deleted and the controller manager ends the "
+                "relationship)"))]
+        return []
+    if v.is_server and other not in peers:
         return [Problem("spec.federation.peers", (
             f"this deployment migrates {'from' if key == 'from' else 'to'} {other!r} but does not federate with it: "
             f"during the migration A and B federate both ways so either SVID verifies everywhere. Add a peer "
