@@ -16,6 +16,8 @@ from spiffe_kpt.krm.results import ResourceRef
 from ..pkgtools import EXAMPLES, REPO, copy_package, kpt_render
 from .helpers import A, B
 
+pytestmark = pytest.mark.kpt
+
 NFS = ("upf", "smf", "amf")
 
 
