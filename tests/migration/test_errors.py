@@ -95,3 +95,11 @@ def test_federating_with_the_target_in_the_workload_package_is_refused() -> None
     doc = _refused(items)
     the_result(doc, "error", "IdentityContext", "identity-context", "spec.federation[1].trustDomain",
                "SPIRE packages")
+
+
+def test_without_a_kptfile_the_order_cannot_be_checked_and_says_so() -> None:
+    items = [i for i in set_phase(package("amf"), "dual") if i.get("kind") != "Kptfile"]
+    doc, code = run(items, "spiffe-specializer")
+    assert code == 0, doc.get("results")
+    the_result(doc, "warning", "IdentityContext", "identity-context", "spec.migration.phase", "no Kptfile",
+               "cannot be checked")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..identity.spiffeid import SCHEME_PREFIX, SpiffeIDError, validate_trust_domain
-from ..krm.results import ResourceRef, Result, error, info
+from ..krm.results import ResourceRef, Result, error, info, warning
 
 if TYPE_CHECKING:
     from ..krm.resourcelist import KptfileView
@@ -168,6 +168,12 @@ def check_phase_order(ctx: Context, kf: KptfileView | None) -> list[Result]:
     """One phase at a time, forward or one back (a rollback); never a jump, never away in mid-migration."""
     if ctx.ref is None or ctx.invalid or ctx.injection_pending:
         return []
+    if kf is None:
+        if ctx.migration is None:
+            return []
+        return [warning(f"IdentityContext {ctx.ref.name}: the package has no Kptfile, so the phase its last render "
+                        "was in is not recorded and the order of the migration's phases cannot be checked",
+                        ctx.ref, "spec.migration.phase")]
     last = recorded_phase(ctx, kf)
     mig: Migration | None = ctx.migration
     if last is None:

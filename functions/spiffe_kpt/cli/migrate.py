@@ -181,6 +181,12 @@ def check(pkgs: list[Package], phases: dict[str, str]) -> list[Finding]:
         qphase = phases[q.label]
         peers_seen: set[str] = set()
         for ref in q.rules:
+            if qphase == "complete" and ref.kind != "trustDomain" and ref.trust_domain in (q.source, q.target) \
+                    and not any(ref.names(f) for f in by_id):
+                out.append(Finding("warning", q.label, (
+                    f"{q.label} ({qphase}): WorkloadIdentity {ref.identity} {ref.path} = {ref.value} names no workload "
+                    f"of the directory, so whether it presents {q.target} is not checked: it is accepted only as "
+                    f"{q.target} now")))
             for p in pkgs:
                 if p is q or not p.identities:
                     continue
@@ -342,6 +348,9 @@ def apply(root: Path, pkgs: list[Package], chosen: list[Package], to: str, out) 
     for p in chosen:
         if p.problems and proposed[p.label] != "prepare":
             problems += [Finding("error", p.label, f"{p.label} does not render: {x}") for x in p.problems]
+    for f in check(pkgs, proposed):
+        if f.severity == "warning" and f.package in {p.label for p in chosen}:
+            print(f"  WARNING: {f.message}", file=out)
     if problems:
         print("not applied, nothing written: the fleet would not be safe after the move:", file=out)
         for f in problems:
