@@ -131,3 +131,16 @@ def test_stepping_back_one_phase_is_allowed_and_restores_a() -> None:
     items, _ = through("amf", "prepare", "dual", "cutover", "dual")
     assert csi_driver(items, "amf-regional") == "csi.spiffe.io"
     assert find(items, "WorkloadIdentity", "amf-regional")["status"]["spiffeID"] == AMF_A
+
+
+def test_linkerd_and_in_package_peers_accept_both_ids_in_dual() -> None:
+    """authz-5g-like runs every backend; its AMF admits the package's own SMF (an 'identity' peer)."""
+    from ..pkgtools import EXAMPLES, read_package
+    items = read_package(EXAMPLES / "authz-5g-like")
+    for phase in ("prepare", "dual"):
+        items, results, code = render(set_phase(items, phase))
+        assert code == 0, [r["message"] for r in results if r["severity"] == "error"]
+    authn = next(o for o in of_kind(items, "MeshTLSAuthentication") if o["metadata"]["name"] == "amf-sbi")
+    smf = "ns/core-cp/sa/smf"  # the istio ID format
+    assert authn["spec"]["identities"] == [f"spiffe://{A}/{smf}", f"spiffe://{B}/{smf}"]
+    assert principals(items, "amf") == [f"{A}/{smf}", f"{B}/{smf}"]
