@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ..api import migration
+from ..api.context import Context
 from ..api.resolve import Identity, Resolution, condition_type, resolve
 from ..krm import ResourceList, info, run_function
 from ..krm.results import warning
@@ -15,7 +17,7 @@ REASON_RESOLVED = "Resolved"
 REASON_CONTEXT_MISSING = "ContextMissing"
 
 
-def identity_status(ident: Identity) -> dict[str, Any]:
+def identity_status(ident: Identity, ctx: Context | None = None) -> dict[str, Any]:
     """The status a resolved (or pending) identity gets; owned entirely by the specializer."""
     status: dict[str, Any] = {}
     if ident.spiffe_id is not None:
@@ -23,6 +25,9 @@ def identity_status(ident: Identity) -> dict[str, Any]:
         status["spiffeIDTemplate"] = ident.go_template
     status["workloadRef"] = {"apiVersion": ident.workload_ref.api_version,
                              "kind": ident.workload_ref.kind, "name": ident.workload_ref.name}
+    mig = migration.status_of(ctx, ident.alternate_id) if ctx is not None else None
+    if mig is not None:
+        status["migration"] = mig
     status["namespace"] = ident.namespace
     status["serviceAccountName"] = ident.service_account
     status["selectorLabels"] = dict(sorted(ident.selector_labels.items()))
@@ -41,7 +46,7 @@ def specialize(rl: ResourceList) -> None:
     if not res.ok:
         return
     for ident in res.identities:
-        ident.obj["status"] = identity_status(ident)
+        ident.obj["status"] = identity_status(ident, res.context)
     update_kptfile(rl, res)
     resolved = [i for i in res.identities if i.spiffe_id is not None]
     pending = [i for i in res.identities if i.spiffe_id is None]
@@ -70,6 +75,7 @@ def update_kptfile(rl: ResourceList, res: Resolution) -> None:
             kf.set_condition(ident.condition_type, True, REASON_RESOLVED, str(ident.spiffe_id))
         else:
             kf.set_condition(ident.condition_type, False, REASON_CONTEXT_MISSING, ident.pending)
+    migration.record_phase(res.context, kf)
 
 
 def main() -> None:
