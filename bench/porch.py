@@ -31,6 +31,7 @@ from tests.real import test_real_porch as flow
 from tests.real.stack import Stack
 
 CAT_IMAGE = "ghcr.io/spiffe-kpt/bench-cat:v0.1.0"
+HYDRATE_IMAGE = "ghcr.io/spiffe-kpt/hydrate:v0.1.0"
 
 
 def _function_dir(tmp: Path) -> Path:
@@ -67,7 +68,7 @@ def hydrate_vs_cat(p: porchstack.Porch, tmp: Path, runs: int) -> dict[str, Any]:
     src = flow.copy_package(flow.UPF, tmp / "upf-src")
     ours, floor = [], []
     for i in range(runs):  # interleaved, so load on the shared machine hits both alike
-        for image, bucket, tag in (("ghcr.io/spiffe-kpt/hydrate:v0.1.0", ours, "h"), (CAT_IMAGE, floor, "c")):
+        for image, bucket, tag in ((HYDRATE_IMAGE, ours, "h"), (CAT_IMAGE, floor, "c")):
             pkg = flow.copy_package(src, tmp / f"{tag}{i}")
             _one_step(pkg, image)
             bucket.append(_render_once(p, pkg, f"{tag}{i}"))
@@ -135,7 +136,7 @@ def fan_out(p: porchstack.Porch, n: int) -> dict[str, Any]:
             "second_half_s_per_variant": (times[-1] - times[n // 2 - 1]) / (n - n // 2) if n >= 2 else total}
 
 
-def _stack(tmp: Path) -> tuple[Stack, porchstack.Porch, float]:
+def _stack(tmp: Path, hydrate: bool = False) -> tuple[Stack, porchstack.Porch, float]:
     tmp.mkdir(parents=True, exist_ok=True)
     st = Stack()
     try:
@@ -143,8 +144,10 @@ def _stack(tmp: Path) -> tuple[Stack, porchstack.Porch, float]:
         # No repository is changed behind porch's back here, so no fast re-sync (the tests use 5 s
         # to see an upstream push; a sync walks every draft branch of the deployment repository).
         p = porchstack.Porch(st, _function_dir(tmp), repo_sync_frequency="10m")
-        bp = p.bare_repo("blueprints", {"5g-core/upf": flow.upf_blueprint(tmp / "bp-upf")},
-                         tags=["5g-core/upf/v1"])
+        blueprint = flow.upf_blueprint(tmp / "bp-upf")
+        if hydrate:  # the same blueprint with its five steps as the one-step hydrate function
+            _one_step(blueprint, HYDRATE_IMAGE)
+        bp = p.bare_repo("blueprints", {"5g-core/upf": blueprint}, tags=["5g-core/upf/v1"])
         p.register_repository("blueprints", bp)
         p.register_repository("deployments", p.bare_repo("deployments"), deployment=True)
         return st, p, time.perf_counter() - t
@@ -153,7 +156,7 @@ def _stack(tmp: Path) -> tuple[Stack, porchstack.Porch, float]:
         raise
 
 
-def measure(sizes: list[int], runs: int) -> dict[str, Any]:
+def measure(sizes: list[int], runs: int, hydrate_sizes: list[int] = ()) -> dict[str, Any]:
     # SIGTERM (a CI timeout, kill) must still stop porch's processes: exit through the Stack.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="spiffe-bench-porch-") as tmp_s:
@@ -166,12 +169,14 @@ def measure(sizes: list[int], runs: int) -> dict[str, Any]:
         # A fresh porch per size: the PackageVariant controller re-queues every variant of the
         # namespace on any PackageRevision event, so the variants of an earlier size would be
         # reconciled during a later one; peak RSS is then per size too.
-        for n in sizes:
-            st, p, _ = _stack(tmp / f"n{n}")
+        for n, hydrate in [(n, False) for n in sizes] + [(n, True) for n in hydrate_sizes]:
+            st, p, _ = _stack(tmp / f"n{n}{'h' if hydrate else ''}", hydrate=hydrate)
             with st:
                 fleet.append(fan_out(p, n))
+                fleet[-1]["pipeline"] = "hydrate" if hydrate else "five functions"
                 fleet[-1]["peak_rss_kib"] = p.rss_kib()
-            print(f"[bench] porch fan-out {n}: {fleet[-1]['total_s']:.1f} s", file=sys.stderr, flush=True)
+            print(f"[bench] porch fan-out {n} ({fleet[-1]['pipeline']}): {fleet[-1]['total_s']:.1f} s",
+                  file=sys.stderr, flush=True)
         return {"porch": "v1.5.8", "start_s": start_s, "one_package": one, "fan_out": fleet}
 
 
@@ -187,14 +192,12 @@ def markdown(r: dict[str, Any], title: str) -> list[str]:
              f"| `cat` mapped the same way | {one['cat_s'] * 1000:.0f} ms | 1.00x |", "",
              "Fan-out: a PackageVariantSet over N clusters, from apply until every variant's draft is "
              "rendered with its identities resolved (clone, injection, render of five functions).", "",
-             "| variants | total | per variant |", "|---:|---:|---:|"]
-    for f in r["fan_out"]:
-        lines.append(f"| {f['variants']} | {f['total_s']:.1f} s | {f['per_variant_s']:.2f} s |")
-    lines += ["", "| variants | first done | median done | s/variant, first half | s/variant, second half | "
-              "peak RSS |", "|---:|---:|---:|---:|---:|---|"]
+             "| blueprint pipeline | variants | total | per variant | s/variant, first half | "
+             "s/variant, second half | peak RSS |", "|---|---:|---:|---:|---:|---:|---|"]
     for f in r["fan_out"]:
         rss = ", ".join(f"{k} {v / 1024:.0f} MB" for k, v in f.get("peak_rss_kib", {}).items())
-        lines.append(f"| {f['variants']} | {f['first_s']:.1f} s | {f['median_s']:.1f} s | "
-                     f"{f['first_half_s_per_variant']:.2f} | {f['second_half_s_per_variant']:.2f} | {rss} |")
+        lines.append(f"| {f.get('pipeline', 'five functions')} | {f['variants']} | {f['total_s']:.1f} s | "
+                     f"{f['per_variant_s']:.2f} s | {f['first_half_s_per_variant']:.2f} | "
+                     f"{f['second_half_s_per_variant']:.2f} | {rss} |")
     lines.append("")
     return lines
