@@ -39,6 +39,7 @@ ETCD_PORT, ETCD_PEER_PORT = 2379, 2380
 APISERVER_PORT = 6443
 PORCH_PORT = 4443
 FUNCTION_RUNNER_PORT = 9445
+CONTROLLERS_METRICS_PORT = 9464
 WRAPPER_SERVER_PORT = 9446  # porch's pod evaluator: the wrapper-server's port in a function pod
 MAX_GRPC_MESSAGE = 6 * 1024 * 1024  # the function runner's --max-request-body-size default
 GIT_PORT = 9418
@@ -112,7 +113,12 @@ class Porch:
         self.controllers = self._spawn("porch-controllers", [
             bins["porch-controllers"], "--reconcilers=packagevariants,packagevariantsets"],
             env={"KUBECONFIG": str(self.kubeconfig), "ENABLE_PACKAGEVARIANTS": "true",
-                 "ENABLE_PACKAGEVARIANTSETS": "true"})
+                 "ENABLE_PACKAGEVARIANTSETS": "true",
+                 # controller-runtime's metrics (reconciles, work queue) through porch's
+                 # OpenTelemetry Prometheus exporter, inside the namespace only
+                 "OTEL_SDK_DISABLED": "false", "OTEL_METRICS_EXPORTER": "prometheus",
+                 "OTEL_EXPORTER_PROMETHEUS_HOST": LOOPBACK,
+                 "OTEL_EXPORTER_PROMETHEUS_PORT": str(CONTROLLERS_METRICS_PORT)})
         self.git_root = self.dir / "git"
         self.git_root.mkdir()
         self.git = self._spawn("git-daemon", [
@@ -313,7 +319,21 @@ class Porch:
                                .get("status", {}).get("conditions", [])),
                    120, f"Repository {name} Ready", proc=self.porch_server, interval=0.5)
 
-    # --- memory of porch's own processes (for the benchmark)
+    # --- porch's own processes (for the benchmark)
+    def controller_metrics(self, controller: str = "packagevariant") -> dict[str, float]:
+        """controller-runtime's reconcile count and time for one controller, summed over results."""
+        text = run(self.ns.argv(["curl", "-sf", "-m", "10",
+                                 f"http://{LOOPBACK}:{CONTROLLERS_METRICS_PORT}/metrics"]), check=False).stdout
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if f'controller="{controller}"' not in line or line.startswith("#"):
+                continue
+            name = line.split("{", 1)[0]
+            if name in ("controller_runtime_reconcile_total", "controller_runtime_reconcile_time_seconds_sum",
+                        "controller_runtime_reconcile_errors_total"):
+                out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+        return out
+
     def rss_kib(self) -> dict[str, int]:
         out = {}
         for p in (self.porch_server, self.function_runner, self.controllers):
