@@ -196,7 +196,8 @@ def markdown(r: dict[str, Any], title: str) -> list[str]:
              f"{one['ratio_median']:.2f}x ({one['ratio_min']:.2f}..{one['ratio_max']:.2f}) |",
              f"| `cat` mapped the same way | {one['cat_s'] * 1000:.0f} ms | 1.00x |", "",
              "Fan-out: a PackageVariantSet over N clusters, from apply until every variant's draft is "
-             "rendered with its identities resolved (clone, injection, render of five functions).", "",
+             "rendered with its identities resolved: porch renders each variant twice (the clone, then "
+             "the injected package), one PackageVariant at a time. A fresh porch per row.", "",
              "| blueprint pipeline | variants | total | per variant | s/variant, first half | "
              "s/variant, second half | peak RSS |", "|---|---:|---:|---:|---:|---:|---|"]
     for f in r["fan_out"]:
