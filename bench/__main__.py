@@ -17,8 +17,10 @@ growth plot to OUT/bench.png when matplotlib is installed: ``pip install -e '.[b
    own injected cluster context, references checked against the SMF and AMF rendered once;
 5. porch (full runs, or ``--only porch``; not in ``--quick`` by default, to keep CI cheap): a
    real porch v1.5.8 renders one package with ``hydrate`` vs a ``cat`` function mapped the same
-   way, and a PackageVariantSet fans the UPF out to N = 10, 50, 100 clusters (``--porch-sizes``);
-   peak memory of porch's processes. Needs ``python3 -m tests.real.binaries``.
+   way, and a PackageVariantSet fans the UPF out to N = 10, 50, 100 clusters (``--porch-sizes``;
+   ``--porch-hydrate-sizes`` with the blueprint's steps as one hydrate step), a fresh porch per
+   size; peak memory of porch's processes, PackageVariant reconciles. Needs
+   ``python3 -m tests.real.binaries``; ``python -m bench.porch_profile`` reads a kept stack's log.
 
 Ratios are measured in the same run with our render and the floor interleaved; quote them,
 not the single times (the machine is shared).
