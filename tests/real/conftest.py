@@ -76,6 +76,11 @@ def kube_binaries() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def oidc_binaries() -> dict[str, Path]:
+    return _ensure_or_fail(["spire-server", "spire-agent", "oidc-discovery-provider", "etcd", "kube-apiserver"])
+
+
+@pytest.fixture(scope="session")
 def session_stack():
     with Stack() as st:
         yield st
@@ -110,6 +115,17 @@ def kube(kube_binaries, session_stack) -> Kube:
     return install_upstream_crds(session_stack.kube())
 
 
+@pytest.fixture
+def oidc_issuer(oidc_binaries, kube, real_stack, tmp_path):
+    """A JWT issuer for trust domain telco.acme.net, rendered and run for real (tests/real/oidc.py):
+    spire-server, spire-agent (k8s_psat) and the OIDC discovery provider over TLS on 127.0.0.1.
+    ``.url``, ``.ca_pem``/``.ca_path``, ``.jwks_url``, ``.jwt_svid(spiffe_id, audience)``,
+    ``.mint_jwt(spiffe_id, audience, ttl)``. For another trust domain (a second issuer), call
+    ``oidc.start_oidc_issuer(real_stack, kube, tmp_path, trust_domain=..., name=...)``."""
+    from .oidc import start_oidc_issuer
+    return start_oidc_issuer(real_stack, kube, tmp_path)
+
+
 # ---------------------------------------------------------------------------
 # node tier: a real single-node cluster (tests/real/node.py)
 # ---------------------------------------------------------------------------
@@ -124,8 +140,10 @@ def node_binaries() -> dict[str, Path]:
 def node_cluster(node_binaries):
     """etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd and a
     kubelet (node ``node-1``), in a stack of their own; torn down at the end of the session
-    (pods killed, shims stopped, mounts and pod cgroups removed, or the teardown fails)."""
-    from .node import Node, apiserver_args
-    with Stack() as st:
+    (pods killed, shims stopped, mounts and pod cgroups removed, or the teardown fails).
+    Holds the machine's node lock (/tmp/spiffe-kpt-node.lock) for its whole life."""
+    from .node import Node, apiserver_args, node_lock
+    # one node tier per machine: a second run waits here (node.node_lock) for the first
+    with node_lock(), Stack() as st:
         k = st.kube(extra_args=apiserver_args())
         yield Node(st, k)

@@ -7,6 +7,7 @@ and cluster, and applied as rendered except for the rewrites of
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import json
@@ -14,14 +15,17 @@ import os
 import re
 import shutil
 import stat
+import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from ..pkgtools import kpt_render
+from . import jwtverify
 from . import noderendered as nr
 from .conftest import install_upstream_crds
 from .node import NODE_NAME, Node, import_images
@@ -87,8 +91,10 @@ class SpireOnNode:
         # the SPIRE packages for this one cluster: the root server of the example's trust
         # domain (no workload clusters or federation: one cluster) and its agent
         values = {"trustDomain": self.trust_domain, "clusterName": self.cluster}
+        # (no OIDC discovery provider: its image is not built for the node tier; tests/real/oidc.py
+        # runs it from the rendered config)
         self.server_pkg = render_spire("spire-server", tmp / "spire", changes=values,
-                                       drop=("workloadClusters", "federation"))
+                                       drop=("workloadClusters", "federation", "oidcDiscoveryProvider"))
         self.agent_pkg = render_spire("spire-agent", tmp / "spire", changes=values)
         port = urllib.parse.urlparse(k.server).port
         self.server_objs = cluster_objects(self.server_pkg)
@@ -157,7 +163,7 @@ def test_rendered_spire_server_runs_as_a_pod(spire_node: SpireOnNode):
         f"{sts}.hostNetwork": ("<absent>", True),
         _sts_path("spire-server", "image"): ("ghcr.io/spiffe/spire-server:1.13.3", s.images["spire-server"]),
         _sts_path("spire-controller-manager", "image"):
-            ("ghcr.io/spiffe/spire-controller-manager:0.6.4", s.images["spire-controller-manager"]),
+            ("ghcr.io/spiffe/spire-controller-manager:0.7.0", s.images["spire-controller-manager"]),
         f"{cm}/spire-server:data.server.conf:server.bind_address": ("0.0.0.0", LOOPBACK),
         f"{cm}/spire-server:data.server.conf:health_checks.bind_address": ("0.0.0.0", LOOPBACK),
         f"{cm}/spire-controller-manager:data.{s.cluster}.yaml:health.healthProbeBindAddress":
@@ -324,6 +330,23 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         return False
 
 
+def jwt_audiences(wids: list[dict]) -> dict[tuple[str, str], str]:
+    """(kind, name) of a workload -> the JWT audience its pod asks a JWT-SVID for.
+
+    No example declares an audience yet (the access grants will list, in the client
+    WorkloadIdentity's status, the audiences it must request); until then the test
+    chooses one for each workload that declares a ``jwtTTL``: the SPIFFE ID of another
+    workload of the example, the server it would call (oran-focom-ims: FOCOM, the O2ims
+    client, asks for a token for the IMS)."""
+    out = {}
+    for w in wids:
+        if (w["spec"].get("svid") or {}).get("jwtTTL"):
+            servers = [x["status"]["spiffeID"] for x in wids if x is not w]
+            ref = w["status"]["workloadRef"]
+            out[(ref["kind"], ref["name"])] = servers[0]
+    return out
+
+
 @pytest.fixture(scope="module")
 def workloads(agent_node: SpireOnNode):
     s = agent_node
@@ -332,10 +355,12 @@ def workloads(agent_node: SpireOnNode):
     image = s.images["svid-workload"]
     applied = [copy.deepcopy(o) for o in objs]
     expected_paths: set[str] = set()
+    audiences = jwt_audiences(s.wids)
     for o in applied:
         if o["kind"] in ("Deployment", "StatefulSet"):
-            expected_paths |= nr.workload_rewrite_paths(o)
-            nr.wire_workload(o, image)
+            aud = audiences.get((o["kind"], o["metadata"]["name"]), "")
+            expected_paths |= nr.workload_rewrite_paths(o, jwt_audience=aud)
+            nr.wire_workload(o, image, jwt_audience=aud)
     diff = nr.diff_objects(objs, applied)
     k.apply_manifests(to_yaml(apply_order(applied)), field_manager=f"kpt-{EXAMPLE}")
     # a decoy: same namespace and service account as the first workload, its selector
@@ -356,7 +381,7 @@ def workloads(agent_node: SpireOnNode):
         pods[st["spiffeID"]] = wait_ready_pods(s.node, st["namespace"], sel)[0]
     wait_ready_pods(s.node, w0["namespace"], ",".join(f"{key}={v}" for key, v in labels.items()))
     return {"pods": pods, "diff": diff, "expected_paths": expected_paths, "objs": objs,
-            "applied": applied, "decoy_ns": w0["namespace"]}
+            "applied": applied, "decoy_ns": w0["namespace"], "audiences": audiences}
 
 
 def _svid_report(s: SpireOnNode, pod: dict, timeout: float = 120) -> dict:
@@ -399,6 +424,54 @@ def test_example_workloads_get_their_spiffe_ids_through_the_csi_driver(agent_nod
         if dns:
             assert leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value \
                 .get_values_for_type(x509.DNSName) == dns
+
+
+def test_example_workload_gets_a_jwt_svid_for_its_audience(agent_node: SpireOnNode, workloads):
+    """The workload that declares ``jwtTTL`` (oran-focom-ims: focom, 5m) fetches, through
+    the CSI-mounted socket, a JWT-SVID for the audience chosen in :func:`jwt_audiences`:
+    ``sub`` is its WorkloadIdentity's ``status.spiffeID``, ``aud`` exactly that audience,
+    ``exp - iat`` the declared jwtTTL, and the signature verifies with a JWT authority of
+    the server's trust bundle (``spire-server bundle show -format spiffe`` in the server
+    pod: the rendered BundlePublisher writes only the PEM X.509 roots, so the JWT keys are
+    read from the server itself; its X.509 part is checked equal to the published PEM)."""
+    s = agent_node
+    jwt_wids = [w for w in s.wids if (w["spec"].get("svid") or {}).get("jwtTTL")]
+    assert [w["metadata"]["name"] for w in jwt_wids] == ["focom"]  # the example as it is
+    bundle = json.loads(s.server_cli("bundle", "show", "-format", "spiffe").stdout)
+    published = s.node.kube.core().read_namespaced_config_map("spire-bundle", AGENT_NS).data["bundle.crt"]
+    x509_keys = {base64.b64decode(k["x5c"][0]) for k in bundle["keys"] if k.get("use") == "x509-svid"}
+    assert x509_keys == {c.public_bytes(serialization.Encoding.DER)
+                         for c in x509.load_pem_x509_certificates(published.encode())}
+    assert jwtverify.jwt_keys(bundle), bundle
+    for w in jwt_wids:
+        st = w["status"]
+        ref = st["workloadRef"]
+        aud = workloads["audiences"][(ref["kind"], ref["name"])]
+        pod = workloads["pods"][st["spiffeID"]]
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+
+        def got(ns=ns, name=name):
+            reps = [r for r in _workload_reports(s.node, ns, name) if r.get("jwt") or r.get("jwtError")]
+            return reps[-1] if reps else None
+        rep = wait_until(got, 120, f"a JWT-SVID answer in the logs of {ns}/{name}", interval=2)
+        assert rep.get("jwt"), rep
+        header, claims = jwtverify.verify(rep["jwt"], bundle)
+        assert claims["sub"] == st["spiffeID"]
+        assert claims["aud"] in ([aud], aud), claims["aud"]
+        assert claims["exp"] - claims["iat"] == _seconds(w["spec"]["svid"]["jwtTTL"]), claims
+        assert claims["exp"] > time.time(), claims
+        # the check can fail: the same token with another subject does not verify
+        h64, _, sig = rep["jwt"].split(".")
+        forged = base64.urlsafe_b64encode(json.dumps({**claims, "sub": f"spiffe://{s.trust_domain}/x"})
+                                          .encode()).rstrip(b"=").decode()
+        with pytest.raises(jwtverify.JWTInvalid):
+            jwtverify.verify(f"{h64}.{forged}.{sig}", bundle)
+    # a workload without an audience asks for no JWT-SVID (the image's JWT_AUDIENCE unset)
+    for w in s.wids:
+        if w not in jwt_wids:
+            pod = workloads["pods"][w["status"]["spiffeID"]]
+            reps = _workload_reports(s.node, pod["metadata"]["namespace"], pod["metadata"]["name"])
+            assert reps and not any(r.get("jwt") or r.get("jwtError") for r in reps)
 
 
 def test_decoy_pod_gets_no_svid(agent_node: SpireOnNode, workloads):

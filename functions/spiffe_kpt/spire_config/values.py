@@ -92,6 +92,8 @@ class Peer:
     profile: str
     endpoint_spiffe_id: str = ""
     cidrs: list[str] = field(default_factory=list)
+    trust_bundle: str = ""  # name of the TrustBundle holding the peer's bundle (GitOps federation)
+    bundle: str = ""  # its checked text, set by configure() before rendering
 
 
 @dataclass
@@ -102,6 +104,17 @@ class BundleEndpoint:
     serving_cert_secret: str = ""
     acme: dict[str, Any] | None = None
     public: bool = False
+
+
+@dataclass
+class OidcDiscoveryProvider:
+    """spec.oidcDiscoveryProvider: SPIRE's OIDC discovery provider beside a root server, serving
+    the discovery document and JWKS of the issuer in spec.svid.jwtIssuer."""
+    domains: list[str] = field(default_factory=list)  # as given; empty: the issuer's host
+    tls_secret: str = "spire-oidc-discovery-provider-tls"
+    service_type: str = "ClusterIP"
+    public: bool = False
+    cidrs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -116,6 +129,8 @@ class Values:
     ca: CA = field(default_factory=CA)
     x509_ttl: str = "1h"
     jwt_ttl: str = "5m"
+    jwt_issuer: str = ""  # spec.svid.jwtIssuer: the iss claim of this server's JWT-SVIDs
+    oidc: OidcDiscoveryProvider | None = None
     class_name: str = ""
     entry_id_prefix: str = ""
     service_type: str = "ClusterIP"
@@ -170,6 +185,14 @@ def read_values(obj: dict[str, Any]) -> Values:
     svid = spec.get("svid") or {}
     v.x509_ttl = svid.get("x509TTL", v.x509_ttl)
     v.jwt_ttl = svid.get("jwtTTL", v.jwt_ttl)
+    v.jwt_issuer = svid.get("jwtIssuer", "")
+    odp = spec.get("oidcDiscoveryProvider")
+    if odp is not None:
+        v.oidc = OidcDiscoveryProvider(
+            domains=list(odp.get("domains") or []),
+            tls_secret=(odp.get("tls") or {}).get("secretName", OidcDiscoveryProvider.tls_secret),
+            service_type=(odp.get("service") or {}).get("type", "ClusterIP"),
+            public=bool(odp.get("public", False)), cidrs=list(odp.get("cidrs") or []))
     cm = spec.get("controllerManager") or {}
     v.class_name = cm.get("className", default_class_name(cluster))
     v.entry_id_prefix = cm.get("entryIDPrefix", default_entry_prefix(cluster))
@@ -203,7 +226,7 @@ def read_values(obj: dict[str, Any]) -> Values:
                                            be.get("servingCertSecret", ""), be.get("acme"), bool(be.get("public")))
     for p in fed.get("peers") or []:
         v.peers.append(Peer(p["trustDomain"], p["bundleEndpointURL"], p["profile"], p.get("endpointSPIFFEID", ""),
-                            list(p.get("cidrs") or [])))
+                            list(p.get("cidrs") or []), p.get("trustBundle", "")))
     np = spec.get("networkPolicy") or {}
     dns = np.get("dns") or {}
     v.network_policy = NetworkPolicySettings(
@@ -213,6 +236,19 @@ def read_values(obj: dict[str, Any]) -> Values:
         dns_namespace=dns.get("namespace", "kube-system"),
         dns_pod_labels=dict(dns.get("podLabels") or {"k8s-app": "kube-dns"}))
     return v
+
+
+def issuer_host(issuer: str) -> str:
+    """The host the provider must answer for: the issuer URL's host, without port."""
+    from urllib.parse import urlsplit
+    return urlsplit(issuer).hostname or ""
+
+
+def oidc_domains(v: Values) -> list[str]:
+    """The provider's domains: as given, else the issuer's host."""
+    if v.oidc is None:
+        return []
+    return v.oidc.domains or ([issuer_host(v.jwt_issuer)] if v.jwt_issuer else [])
 
 
 def _api_server(obj: dict[str, Any] | None) -> ApiServer | None:
