@@ -82,6 +82,11 @@ PORCH_PACKAGES = {
     "porch-controllers": "github.com/nephio-project/porch/controllers",
 }
 VERSIONS.update({name: PORCH_VERSION for name in PORCH_PACKAGES})
+# The wrapper-server porch's pod evaluator runs in every function pod (its init container copies
+# it from the wrapper-server image; the function container runs it in front of the image's
+# entrypoint). Built on its own so an existing porch cache is not rebuilt for it.
+PORCH_WRAPPER_SERVER = "porch-wrapper-server"
+VERSIONS[PORCH_WRAPPER_SERVER] = PORCH_VERSION
 # --- end porch ---------------------------------------------------------------
 
 GO_HELP = (
@@ -300,6 +305,15 @@ def _build_porch(out: Path) -> None:
         os.replace(o, cached_path(n))
 
 
+def _build_porch_wrapper_server(out: Path) -> None:
+    # static (CGO off, as porch's Dockerfile-wrapperserver builds it): it runs inside the
+    # function's image, not on this machine's libraries
+    _wrapper_build({"github.com/nephio-project/porch": PORCH_VERSION},
+                   {"github.com/nephio-project/porch/func/wrapper-server": out},
+                   replaces={"github.com/kptdev/kpt v1.0.0-beta.61.1":
+                             "github.com/kptdev/kpt v1.0.0-beta.61"})
+
+
 def porch_source() -> Path:
     """porch's module directory (its CRDs), from the module cache the build filled."""
     with tempfile.TemporaryDirectory(prefix="spiffe-kpt-build-") as tmp:
@@ -316,6 +330,7 @@ BUILDERS = {
     "kube-apiserver": _build_kube_apiserver,
     "kube-score": _build_kube_score,
     **{name: _build_porch for name in PORCH_PACKAGES},
+    PORCH_WRAPPER_SERVER: _build_porch_wrapper_server,
 }
 
 # ---------------------------------------------------------------------------
