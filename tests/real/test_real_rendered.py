@@ -279,6 +279,11 @@ NO_CRD = {
 EXPECTED_EXCLUDED = {
     "5g-core/amf": {"multinetworkpolicy.k8s.cni.cncf.io/amf-regional-amf-regional-n2-ingress -n free5gc-cp",
                     "multinetworkpolicy.k8s.cni.cncf.io/default-deny-amf-regional-n2-amf-regional -n free5gc-cp"},
+    # The same AMF in the middle of a trust-domain migration: the same MultiNetworkPolicies.
+    **{f"trust-domain-migration/amf-{phase}": {
+        "multinetworkpolicy.k8s.cni.cncf.io/amf-regional-amf-regional-n2-ingress -n free5gc-cp",
+        "multinetworkpolicy.k8s.cni.cncf.io/default-deny-amf-regional-n2-amf-regional -n free5gc-cp"}
+       for phase in ("dual", "cutover")},
     "5g-core/smf": {"multinetworkpolicy.k8s.cni.cncf.io/smf-regional-smf-regional-n4-ingress -n free5gc-cp",
                     "multinetworkpolicy.k8s.cni.cncf.io/smf-regional-smf-regional-n4-egress -n free5gc-cp",
                     "multinetworkpolicy.k8s.cni.cncf.io/default-deny-smf-regional-n4-smf-regional -n free5gc-cp"},

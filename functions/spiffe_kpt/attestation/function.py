@@ -6,7 +6,9 @@ import posixpath
 import sys
 from typing import Any
 
+from ..api import migration
 from ..api import workloads as wl
+from ..api.context import Context
 from ..api.ownership import Desired, mark, owner_of, sync
 from ..api.paths import get_path
 from ..api.resolve import Identity, Resolution, resolve
@@ -14,7 +16,15 @@ from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import file_path, is_local_config, resource_ref
 from ..krm.results import Result, name_list
 from .overlap import PodSet, find_overlaps
-from .podspec import DEFAULT_MOUNT_PATH, DEFAULT_SOCKET_NAME, CSIRequest, add_labels, mount_csi, set_service_account
+from .podspec import (
+    CSI_DRIVER,
+    DEFAULT_MOUNT_PATH,
+    DEFAULT_SOCKET_NAME,
+    CSIRequest,
+    add_labels,
+    mount_csi,
+    set_service_account,
+)
 
 NAME = "spiffe-attestation"
 SERVICE_ACCOUNT = ("v1", "ServiceAccount")
@@ -82,15 +92,16 @@ def _set_namespace(obj: dict[str, Any], namespace: str) -> None:
     meta.setdefault("namespace", namespace)
 
 
-def _csi_request(ident: Identity) -> CSIRequest | None:
+def _csi_request(ident: Identity, ctx: Context | None) -> CSIRequest | None:
     csi = get_path(ident.spec, "workloadAPI", "csi")
     if not csi:
         return None
+    driver, known = migration.csi_driver(ctx) if ctx is not None else (CSI_DRIVER, (CSI_DRIVER,))
     return CSIRequest(tuple(csi["containers"]), csi.get("mountPath", DEFAULT_MOUNT_PATH),
-                      csi.get("socketName", DEFAULT_SOCKET_NAME))
+                      csi.get("socketName", DEFAULT_SOCKET_NAME), driver, known)
 
 
-def attest_workload(ident: Identity) -> list[Result]:
+def attest_workload(ident: Identity, ctx: Context | None = None) -> list[Result]:
     """Edit the identity's workload in place; errors (and no CSI edit) where it would overwrite."""
     obj = ident.workload
     _set_namespace(obj, ident.namespace)
@@ -102,7 +113,7 @@ def attest_workload(ident: Identity) -> list[Result]:
         # Only a workload with no selector at all gets one: a selector of an existing Deployment,
         # StatefulSet or DaemonSet is immutable, so changing it would fail every apply.
         obj["spec"]["selector"] = {"matchLabels": dict(ident.selector_labels)}
-    req = _csi_request(ident)
+    req = _csi_request(ident, ctx)
     out: list[Result] = []
     if req is not None:
         for i, problem in mount_csi(pod, req):
@@ -256,7 +267,7 @@ def make_attestable(rl: ResourceList) -> None:
         rl.extend(overlaps)
         return
     for ident in res.identities:
-        rl.extend(attest_workload(ident))
+        rl.extend(attest_workload(ident, res.context))
     if rl.has_errors():
         return
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..api import migration
 from ..api import workloads as wl
 from ..api.ownership import owner_of
 from ..api.paths import get_path
@@ -65,7 +66,7 @@ def check_registrations(rl: ResourceList, res: Resolution) -> list[Result]:
             for path, msg in validate(ref.kind, obj):
                 out.append(error(f"{ref.kind} {ref.name}: {path} {msg}", ref, path))
         cls = spec.get("className", "") or ""
-        if ctx.ref is not None and cls != (ctx.class_name or "") and (ctx.class_name or owner_of(obj)):
+        if ctx.ref is not None and cls not in migration.class_names(ctx) and (ctx.class_name or owner_of(obj)):
             out.append(error(
                 f"{ref.kind} {ref.name} has className {cls or '(none)'!r} but the IdentityContext says "
                 f"{ctx.class_name or '(none)'!r}; spire-controller-manager ignores resources of another class "

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from .. import API_GROUP
+from ..api import migration
 from ..api.ownership import Desired, conflict_results, owner_of, sync
 from ..api.resolve import Resolution, resolve
 from ..krm import ResourceList, error, info, run_function
@@ -32,21 +33,22 @@ def desired_registrations(rl: ResourceList, res: Resolution) -> tuple[list[Desir
         if ident.spiffe_id is None:
             waiting.append(ident.name)
             continue
-        obj = clusterspiffeid.build(ident, ctx)
-        desired.append(Desired(obj, f"{FOLDER}/clusterspiffeid-{obj['metadata']['name']}.yaml"))
+        for obj in migration.registrations(clusterspiffeid.build(ident, ctx), ctx):
+            desired.append(Desired(obj, f"{FOLDER}/clusterspiffeid-{obj['metadata']['name']}.yaml"))
     if ctx.ref is not None and not ctx.invalid:
         peers, peer_results = federation.read_peers(ctx, rl.items)
         results.extend(peer_results)
         for peer in peers:
-            obj = federation.build(peer, ctx)
-            desired.append(Desired(obj, f"{FOLDER}/federation-{obj['metadata']['name']}.yaml"))
+            for obj in migration.federations(federation.build(peer, ctx), ctx):
+                desired.append(Desired(obj, f"{FOLDER}/federation-{obj['metadata']['name']}.yaml"))
     statics, static_results = static.read_statics(rl, ctx)
     results.extend(static_results)
     for st in statics:
         if st.pending:
             waiting.append(st.ref.name)
             continue
-        desired.append(Desired(static.build(st, ctx), f"{FOLDER}/staticentry-{st.ref.name}.yaml"))
+        for obj in migration.registrations(static.build(st, ctx), ctx):
+            desired.append(Desired(obj, f"{FOLDER}/staticentry-{obj['metadata']['name']}.yaml"))
     return desired, results, waiting
 
 

@@ -6,6 +6,8 @@ import sys
 from typing import Any
 
 from ..access.grants import identity_audiences
+from ..api import migration
+from ..api.context import Context
 from ..api.resolve import Identity, Resolution, condition_type, resolve
 from ..krm import ResourceList, info, run_function
 from ..krm.results import warning
@@ -16,7 +18,7 @@ REASON_RESOLVED = "Resolved"
 REASON_CONTEXT_MISSING = "ContextMissing"
 
 
-def identity_status(ident: Identity, audiences: list[str] | None = None) -> dict[str, Any]:
+def identity_status(ident: Identity, ctx: Context | None = None, audiences: list[str] | None = None) -> dict[str, Any]:
     """The status a resolved (or pending) identity gets; owned entirely by the specializer.
     ``audiences``: the JWT-SVID audiences the workload must request for the access grants naming
     it (access.grants.identity_audiences)."""
@@ -26,6 +28,9 @@ def identity_status(ident: Identity, audiences: list[str] | None = None) -> dict
         status["spiffeIDTemplate"] = ident.go_template
     status["workloadRef"] = {"apiVersion": ident.workload_ref.api_version,
                              "kind": ident.workload_ref.kind, "name": ident.workload_ref.name}
+    mig = migration.status_of(ctx, ident.alternate_id) if ctx is not None else None
+    if mig is not None:
+        status["migration"] = mig
     status["namespace"] = ident.namespace
     status["serviceAccountName"] = ident.service_account
     status["selectorLabels"] = dict(sorted(ident.selector_labels.items()))
@@ -47,7 +52,7 @@ def specialize(rl: ResourceList) -> None:
         return
     audiences = identity_audiences(rl, res)
     for ident in res.identities:
-        ident.obj["status"] = identity_status(ident, audiences.get(ident.name))
+        ident.obj["status"] = identity_status(ident, res.context, audiences.get(ident.name))
     update_kptfile(rl, res)
     resolved = [i for i in res.identities if i.spiffe_id is not None]
     pending = [i for i in res.identities if i.spiffe_id is None]
@@ -76,6 +81,7 @@ def update_kptfile(rl: ResourceList, res: Resolution) -> None:
             kf.set_condition(ident.condition_type, True, REASON_RESOLVED, str(ident.spiffe_id))
         else:
             kf.set_condition(ident.condition_type, False, REASON_CONTEXT_MISSING, ident.pending)
+    migration.record_phase(res.context, kf)
 
 
 def main() -> None:

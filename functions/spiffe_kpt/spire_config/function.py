@@ -11,6 +11,7 @@ from ..api.schema import validate
 from ..api.trustbundles import bundle_for_peer
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import resource_ref
+from . import migration
 from .agent_conf import render_agent_conf
 from .checks import check_issuer_pairing, check_pairing, check_values
 from .server_conf import render_server_conf
@@ -44,7 +45,8 @@ def configure(rl: ResourceList) -> None:
                 rl.add(error(f"{path}: {msg}", ref, path))
             continue
         v = read_values(obj)
-        for prob in check_values(v, obj.get("spec") or {}):
+        migration.apply_defaults(v, obj.get("spec") or {})
+        for prob in check_values(v, obj.get("spec") or {}) + migration.check(v, obj.get("spec") or {}):
             rl.add(error(prob.message, ref, prob.path))
         for i, peer in enumerate(v.peers):
             if peer.trust_bundle:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..api.ownership import Desired, mark, owner_of, sync
 from ..krm.resourcelist import ResourceList, is_local_config
-from . import paths, socket_dir
+from . import migration, paths, socket_dir
 from .agent_conf import render_agent_conf
 from .controller_manager import config_key, render_controller_manager_config
 from .network_policy import network_policies
@@ -302,6 +302,7 @@ def apply(rl: ResourceList, values_obj: dict[str, Any], v: Values) -> list[dict[
     pkg_dir = _dir(values_obj)
     mine = own_items(rl, values_obj)
     set_namespaces(mine, v)
+    migration.rename(mine, v, values_obj.get("spec") or {})
     for ds in mine:
         if ds.get("kind") == "DaemonSet":
             socket_dir.configure(ds)

@@ -53,7 +53,7 @@ def validate_package(rl: ResourceList) -> None:
                 rl.add(error(f"WorkloadIdentity {ident.name}: status.spiffeID is not a valid SPIFFE ID: {exc}",
                              ident.ref, "status.spiffeID", current_value=recorded))
                 continue
-        if status and status != identity_status(ident, audiences.get(ident.name)):
+        if status and status != identity_status(ident, ctx, audiences.get(ident.name)):
             rl.add(error(f"WorkloadIdentity {ident.name}: status is stale (it says "
                          f"{recorded or 'nothing'}, the package now resolves to {ident.spiffe_id or 'nothing yet'}); "
                          "run spiffe-specializer before spiffe-validator in the pipeline",
