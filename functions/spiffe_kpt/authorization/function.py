@@ -113,7 +113,10 @@ def authorize(rl: ResourceList) -> None:
     # Only what identities and the context own is this function's: spire-config's NetworkPolicies
     # and ConfigMaps (owner SpireDeployment) in a package that holds both survive.
     ours = (f"{API_VERSION}.WorkloadIdentity.", f"{API_VERSION}.{IDENTITY_CONTEXT}.")
-    report = sync(rl, frozenset(KINDS), desired, keep=lambda obj: not owner_of(obj).startswith(ours))
+    # spiffe-access's authentication ConfigMap is owned by the context too: of the context's
+    # ConfigMaps only the diagram is this function's.
+    report = sync(rl, frozenset(KINDS), desired, keep=lambda obj: not owner_of(obj).startswith(ours) or (
+        obj.get("kind") == "ConfigMap" and resource_ref(obj).name != DIAGRAM_NAME))
     if report.conflicts:
         rl.extend(conflict_results(report, error))
         return

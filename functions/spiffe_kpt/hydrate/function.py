@@ -9,7 +9,7 @@ from ..api.schema import validated_once
 from ..krm import ResourceList, run_function
 
 NAME = "spiffe-hydrate"
-MUTATORS = ("spiffe-specializer", "spiffe-attestation", "spiffe-registration", "spiffe-authorization")
+MUTATORS = ("spiffe-specializer", "spiffe-attestation", "spiffe-registration", "spiffe-authorization", "spiffe-access")
 VALIDATOR = "spiffe-validator"
 
 

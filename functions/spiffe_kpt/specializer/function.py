@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ..access.grants import identity_audiences
 from ..api import migration
 from ..api.context import Context
 from ..api.resolve import Identity, Resolution, condition_type, resolve
@@ -17,8 +18,10 @@ REASON_RESOLVED = "Resolved"
 REASON_CONTEXT_MISSING = "ContextMissing"
 
 
-def identity_status(ident: Identity, ctx: Context | None = None) -> dict[str, Any]:
-    """The status a resolved (or pending) identity gets; owned entirely by the specializer."""
+def identity_status(ident: Identity, ctx: Context | None = None, audiences: list[str] | None = None) -> dict[str, Any]:
+    """The status a resolved (or pending) identity gets; owned entirely by the specializer.
+    ``audiences``: the JWT-SVID audiences the workload must request for the access grants naming
+    it (access.grants.identity_audiences)."""
     status: dict[str, Any] = {}
     if ident.spiffe_id is not None:
         status["spiffeID"] = str(ident.spiffe_id)
@@ -37,6 +40,8 @@ def identity_status(ident: Identity, ctx: Context | None = None) -> dict[str, An
         if "{opaqueID}" in ident.template:
             from ..identity.formats import opaque_source
             status["opaqueSource"] = opaque_source(ident.attributes)
+    if audiences:
+        status["jwtAudiences"] = list(audiences)
     return status
 
 
@@ -45,8 +50,9 @@ def specialize(rl: ResourceList) -> None:
     rl.extend(res.results)
     if not res.ok:
         return
+    audiences = identity_audiences(rl, res)
     for ident in res.identities:
-        ident.obj["status"] = identity_status(ident, res.context)
+        ident.obj["status"] = identity_status(ident, res.context, audiences.get(ident.name))
     update_kptfile(rl, res)
     resolved = [i for i in res.identities if i.spiffe_id is not None]
     pending = [i for i in res.identities if i.spiffe_id is None]
