@@ -331,19 +331,17 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def jwt_audiences(wids: list[dict]) -> dict[tuple[str, str], str]:
-    """(kind, name) of a workload -> the JWT audience its pod asks a JWT-SVID for.
-
-    No example declares an audience yet (the access grants will list, in the client
-    WorkloadIdentity's status, the audiences it must request); until then the test
-    chooses one for each workload that declares a ``jwtTTL``: the SPIFFE ID of another
-    workload of the example, the server it would call (oran-focom-ims: FOCOM, the O2ims
-    client, asks for a token for the IMS)."""
+    """(kind, name) of a workload -> the JWT audience its pod asks a JWT-SVID for: the one
+    its rendered WorkloadIdentity declares in ``status.jwtAudiences`` (spiffe-access writes
+    it for every client of an AccessGrant: oran-focom-ims's FOCOM, ``kubernetes:smo-mgmt``,
+    the audience of the IMS cluster's API). The workload image asks for one audience."""
     out = {}
     for w in wids:
-        if (w["spec"].get("svid") or {}).get("jwtTTL"):
-            servers = [x["status"]["spiffeID"] for x in wids if x is not w]
+        auds = (w.get("status") or {}).get("jwtAudiences") or []
+        if auds:
+            assert len(auds) == 1, (w["metadata"]["name"], auds)
             ref = w["status"]["workloadRef"]
-            out[(ref["kind"], ref["name"])] = servers[0]
+            out[(ref["kind"], ref["name"])] = auds[0]
     return out
 
 
@@ -428,7 +426,7 @@ def test_example_workloads_get_their_spiffe_ids_through_the_csi_driver(agent_nod
 
 def test_example_workload_gets_a_jwt_svid_for_its_audience(agent_node: SpireOnNode, workloads):
     """The workload that declares ``jwtTTL`` (oran-focom-ims: focom, 5m) fetches, through
-    the CSI-mounted socket, a JWT-SVID for the audience chosen in :func:`jwt_audiences`:
+    the CSI-mounted socket, a JWT-SVID for the audience its WorkloadIdentity declares (:func:`jwt_audiences`):
     ``sub`` is its WorkloadIdentity's ``status.spiffeID``, ``aud`` exactly that audience,
     ``exp - iat`` the declared jwtTTL, and the signature verifies with a JWT authority of
     the server's trust bundle (``spire-server bundle show -format spiffe`` in the server
@@ -437,6 +435,8 @@ def test_example_workload_gets_a_jwt_svid_for_its_audience(agent_node: SpireOnNo
     s = agent_node
     jwt_wids = [w for w in s.wids if (w["spec"].get("svid") or {}).get("jwtTTL")]
     assert [w["metadata"]["name"] for w in jwt_wids] == ["focom"]  # the example as it is
+    # and the audience is the one the package declares for it, not one the test picks
+    assert workloads["audiences"] == {("Deployment", "focom"): "kubernetes:smo-mgmt"}, workloads["audiences"]
     bundle = json.loads(s.server_cli("bundle", "show", "-format", "spiffe").stdout)
     published = s.node.kube.core().read_namespaced_config_map("spire-bundle", AGENT_NS).data["bundle.crt"]
     x509_keys = {base64.b64decode(k["x5c"][0]) for k in bundle["keys"] if k.get("use") == "x509-svid"}
@@ -538,7 +538,8 @@ def test_removing_a_workload_identity_removes_its_entry_and_svid(agent_node: Spi
     """The user deletes a WorkloadIdentity from the package, renders and applies again
     (pruning what the render no longer contains, as kpt live apply does with its
     inventory): its ClusterSPIFFEID goes, the controller manager deletes the entry, and
-    the pod stops getting the SVID."""
+    the pod stops getting the SVID. An AccessGrant naming it as a client must go too (the
+    render refuses a grant to an unknown identity), and with it the grant's RBAC."""
     s = agent_node
     gone = s.wids[0]
     gone_id = gone["status"]["spiffeID"]
@@ -546,24 +547,37 @@ def test_removing_a_workload_identity_removes_its_entry_and_svid(agent_node: Spi
     assert gone_id in {spiffe_id_str(e["spiffe_id"]) for e in _entries(s)}
 
     pkg = shutil.copytree(s.example_pkg, tmp_path / "pkg")
-    removed = 0
+    gone_name = gone["metadata"]["name"]
+
+    def names_gone(d) -> bool:
+        if not isinstance(d, dict):
+            return False
+        if d.get("kind") == "WorkloadIdentity":
+            return d["metadata"]["name"] == gone_name
+        # its grants: every client of the example's grant is this identity
+        return d.get("kind") == "AccessGrant" and all(
+            c.get("identity") == gone_name for c in (d.get("spec") or {}).get("clients") or [])
+    removed: list[tuple[str, str]] = []
     for f in pkg.rglob("*.yaml"):
         docs = list(yaml.safe_load_all(f.read_text()))
-        keep = [d for d in docs if not (isinstance(d, dict) and d.get("kind") == "WorkloadIdentity"
-                                        and d["metadata"]["name"] == gone["metadata"]["name"])]
+        keep = [d for d in docs if not names_gone(d)]
         if len(keep) != len(docs):
-            removed += len(docs) - len(keep)
+            removed += [(d["kind"], d["metadata"]["name"]) for d in docs if names_gone(d)]
             f.write_text(yaml.safe_dump_all(keep, sort_keys=False))
-    assert removed == 1
+    assert sorted(removed) == [("AccessGrant", "focom-provisioning"), ("WorkloadIdentity", gone_name)], removed
     r = kpt_render(pkg)
     assert r.exit_code == 0, r.stderr
     new = {nr.object_key(o) for o in cluster_objects(pkg)}
     pruned = [o for o in workloads["applied"] if nr.object_key(o) not in new]
-    # exactly the ClusterSPIFFEID of the removed identity leaves the cluster
-    assert [(o["kind"], o["metadata"]["name"]) for o in pruned] == \
-        [("ClusterSPIFFEID", f"{gone['status']['namespace']}.{gone['metadata']['name']}")], pruned
+    # exactly the ClusterSPIFFEID of the removed identity and its grant's RBAC leave the cluster
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in pruned) == sorted([
+        ("ClusterSPIFFEID", f"{gone['status']['namespace']}.{gone_name}"),
+        ("ClusterRole", "spiffe-access-focom-provisioning"),
+        ("ClusterRoleBinding", "spiffe-access-focom-provisioning"),
+    ]), pruned
     for o in pruned:
-        s.node.kube.kubectl("delete", f"{o['kind'].lower()}.spire.spiffe.io", o["metadata"]["name"])
+        group = o["apiVersion"].split("/")[0] if "/" in o["apiVersion"] else ""
+        s.node.kube.kubectl("delete", f"{o['kind'].lower()}.{group}", o["metadata"]["name"])
 
     wait_until(lambda: gone_id not in {spiffe_id_str(e["spiffe_id"]) for e in _entries(s)}, 60,
                f"the entry of {gone_id} to be deleted")
