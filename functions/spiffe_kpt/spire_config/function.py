@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from .. import API_VERSION
@@ -10,6 +9,7 @@ from ..api.kinds import check_kinds
 from ..api.schema import validate
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import resource_ref
+from ..krm.runner import exit_process
 from .agent_conf import render_agent_conf
 from .checks import check_pairing, check_values
 from .server_conf import render_server_conf
@@ -75,5 +75,5 @@ def configure(rl: ResourceList) -> None:
 
 
 def main() -> None:
-    sys.exit(run_function(configure, NAME))
+    exit_process(run_function(configure, NAME))
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 from ..api.resolve import Resolution, resolve
 from ..attestation import check_selector_overlaps
 from ..authorization.checks import check_authorization
 from ..identity.spiffeid import SpiffeIDError, parse
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import is_local_config, resource_ref
+from ..krm.runner import exit_process
 from ..registration.checks import check_registrations
 from ..specializer import identity_status
 
@@ -74,5 +73,5 @@ def validate_package(rl: ResourceList) -> None:
 
 
 def main() -> None:
-    sys.exit(run_function(validate_package, NAME))
+    exit_process(run_function(validate_package, NAME))
 
