@@ -16,6 +16,8 @@ from pathlib import Path
 from spiffe_kpt import registry
 from spiffe_kpt.krm import yamlio
 
+from . import kptrun
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -49,13 +51,6 @@ IMAGE_BASELINE = "python3 -S -c pass"
 IMAGE_HYDRATE = "spiffe-hydrate (python3 -S, as the images run it)"
 
 
-def image_env() -> dict[str, str]:
-    import yaml
-
-    import spiffe_kpt
-    paths = [os.path.dirname(os.path.dirname(os.path.abspath(m.__file__))) for m in (spiffe_kpt, yaml)]
-    return {**ENV, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
-
 
 def measure(runs: int) -> dict[str, list[float]]:
     """Seconds per start, interleaved: the baseline, then every registered function, per round."""
@@ -67,7 +62,7 @@ def measure(runs: int) -> dict[str, list[float]]:
     cmds["spiffe-hydrate"] = [sys.executable, "-c", "import sys; from spiffe_kpt.hydrate import main; main()"]
     image = {IMAGE_BASELINE: [sys.executable, "-S", "-c", "pass"],
              IMAGE_HYDRATE: [sys.executable, "-S", "-m", "spiffe_kpt.hydrate"]}
-    env = image_env()
+    env = kptrun.image_env()
     samples: dict[str, list[float]] = {BASELINE: [], **{n: [] for n in cmds}, **{n: [] for n in image}}
     for cmd in cmds.values():
         timed(cmd, text)  # warm-up: writes the bytecode
