@@ -16,6 +16,8 @@ from pathlib import Path
 from spiffe_kpt import registry
 from spiffe_kpt.krm import yamlio
 
+from . import kptrun
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -36,13 +38,18 @@ def package_text() -> str:
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def timed(cmd: list[str], stdin: str) -> float:
+def timed(cmd: list[str], stdin: str, env: dict[str, str] | None = None) -> float:
     t0 = time.perf_counter()
-    subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False, env=ENV)
+    subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False, env=env or ENV)
     return time.perf_counter() - t0
 
 
 BASELINE = "python3 -c 'import yaml'"
+# As the images start a function: ``python3 -S`` (no site-packages discovery, no .pth files), the
+# package and PyYAML on PYTHONPATH. Against the bare interpreter started the same way.
+IMAGE_BASELINE = "python3 -S -c pass"
+IMAGE_HYDRATE = "spiffe-hydrate (python3 -S, as the images run it)"
+
 
 
 def measure(runs: int) -> dict[str, list[float]]:
@@ -53,13 +60,18 @@ def measure(runs: int) -> dict[str, list[float]]:
             for name, (mod, _) in registry.FUNCTIONS.items()}
     # The one-step chain is not in the registry (it is made of it) but is what porch runs.
     cmds["spiffe-hydrate"] = [sys.executable, "-c", "import sys; from spiffe_kpt.hydrate import main; main()"]
-    samples: dict[str, list[float]] = {BASELINE: [], **{n: [] for n in cmds}}
+    image = {IMAGE_BASELINE: [sys.executable, "-S", "-c", "pass"],
+             IMAGE_HYDRATE: [sys.executable, "-S", "-m", "spiffe_kpt.hydrate"]}
+    env = kptrun.image_env()
+    samples: dict[str, list[float]] = {BASELINE: [], **{n: [] for n in cmds}, **{n: [] for n in image}}
     for cmd in cmds.values():
         timed(cmd, text)  # warm-up: writes the bytecode
     for _ in range(runs):
         samples[BASELINE].append(timed(baseline_cmd, ""))
         for name, cmd in cmds.items():
             samples[name].append(timed(cmd, text))
+        for name, cmd in image.items():
+            samples[name].append(timed(cmd, text, env))
     return samples
 
 

@@ -10,7 +10,6 @@ object of the same kind and name is an error and nothing is written.
 
 from __future__ import annotations
 
-import sys
 from importlib import import_module
 
 from .. import API_VERSION
@@ -20,6 +19,7 @@ from ..api.resolve import resolve
 from ..krm import ResourceList, error, info, run_function
 from ..krm.resourcelist import resource_ref
 from ..krm.results import name_list
+from ..krm.runner import exit_process
 from . import kubernetes
 from .checks import check_access
 from .grants import ACCESS_GRANT, access_settings, issuers
@@ -100,7 +100,7 @@ def _is_ours(obj: dict, ctx_owner: str, produced_by_ctx: set[tuple[str, str]]) -
 
 
 def main() -> None:
-    sys.exit(run_function(access, NAME))
+    exit_process(run_function(access, NAME))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import posixpath
-import sys
 from typing import Any
 
 from ..api import migration
@@ -15,6 +14,7 @@ from ..api.resolve import Identity, Resolution, resolve
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import file_path, is_local_config, resource_ref
 from ..krm.results import Result, name_list
+from ..krm.runner import exit_process
 from .overlap import PodSet, find_overlaps
 from .podspec import (
     CSI_DRIVER,
@@ -300,5 +300,5 @@ def make_attestable(rl: ResourceList) -> None:
 
 
 def main() -> None:
-    sys.exit(run_function(make_attestable, NAME))
+    exit_process(run_function(make_attestable, NAME))
 

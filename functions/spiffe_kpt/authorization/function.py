@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from ..api.resolve import Resolution, condition_type, resolve
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import ANN_LOCAL_CONFIG, resource_ref
 from ..krm.results import Result, name_list
+from ..krm.runner import exit_process
 from . import diagram, istio, linkerd, multinetworkpolicy, networkpolicy
 from .attachments import pod_attachments
 from .model import PolicyModel, Port
@@ -139,5 +139,5 @@ def authorize(rl: ResourceList) -> None:
 
 
 def main() -> None:
-    sys.exit(run_function(authorize, NAME))
+    exit_process(run_function(authorize, NAME))
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 from .. import registry
 from ..api.schema import validated_once
 from ..krm import ResourceList, run_function
+from ..krm.runner import exit_process
 
 NAME = "spiffe-hydrate"
 MUTATORS = ("spiffe-specializer", "spiffe-attestation", "spiffe-registration", "spiffe-authorization", "spiffe-access")
@@ -38,5 +37,5 @@ def _run_step(rl: ResourceList, name: str) -> None:
 
 
 def main() -> None:
-    sys.exit(run_function(hydrate, NAME))
+    exit_process(run_function(hydrate, NAME))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from .. import API_GROUP
@@ -12,6 +11,7 @@ from ..api.resolve import Resolution, resolve
 from ..krm import ResourceList, error, info, run_function
 from ..krm.resourcelist import resource_ref
 from ..krm.results import name_list
+from ..krm.runner import exit_process
 from . import clusterspiffeid, federation, static
 
 NAME = "spiffe-registration"
@@ -96,5 +96,5 @@ def register(rl: ResourceList) -> None:
 
 
 def main() -> None:
-    sys.exit(run_function(register, NAME))
+    exit_process(run_function(register, NAME))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from ..access.grants import identity_audiences
@@ -11,6 +10,7 @@ from ..api.context import Context
 from ..api.resolve import Identity, Resolution, condition_type, resolve
 from ..krm import ResourceList, info, run_function
 from ..krm.results import warning
+from ..krm.runner import exit_process
 
 NAME = "spiffe-specializer"
 CONDITION_PREFIX = condition_type("")
@@ -85,5 +85,5 @@ def update_kptfile(rl: ResourceList, res: Resolution) -> None:
 
 
 def main() -> None:
-    sys.exit(run_function(specialize, NAME))
+    exit_process(run_function(specialize, NAME))
 

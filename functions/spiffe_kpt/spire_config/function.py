@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from .. import API_VERSION
@@ -11,6 +10,7 @@ from ..api.schema import validate
 from ..api.trustbundles import bundle_for_peer
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import resource_ref
+from ..krm.runner import exit_process
 from . import migration
 from .agent_conf import render_agent_conf
 from .checks import check_issuer_pairing, check_pairing, check_values
@@ -90,5 +90,5 @@ def configure(rl: ResourceList) -> None:
 
 
 def main() -> None:
-    sys.exit(run_function(configure, NAME))
+    exit_process(run_function(configure, NAME))
 

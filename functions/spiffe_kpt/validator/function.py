@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from ..access.checks import check_access
 from ..access.grants import grant_objects, identity_audiences
 from ..api.resolve import Resolution, resolve
@@ -13,6 +11,7 @@ from ..authorization.checks import check_authorization
 from ..identity.spiffeid import SpiffeIDError, parse
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import is_local_config, resource_ref
+from ..krm.runner import exit_process
 from ..registration.checks import check_registrations
 from ..specializer import identity_status
 
@@ -82,5 +81,5 @@ def validate_package(rl: ResourceList) -> None:
 
 
 def main() -> None:
-    sys.exit(run_function(validate_package, NAME))
+    exit_process(run_function(validate_package, NAME))
 
