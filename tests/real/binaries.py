@@ -81,6 +81,22 @@ PORCH_PACKAGES = {
 VERSIONS.update({name: PORCH_VERSION for name in PORCH_PACKAGES})
 # --- end porch ---------------------------------------------------------------
 
+# --- secrets manager (issue 17) ---------------------------------------------
+# OpenBao first: its newest release, v2.6.2 (commit dd9c19c37a87, 2026-08-18), declares
+# module github.com/openbao/openbao (no /v2 suffix), so its v2 tags are not Go versions of
+# that path; the one exact version tried, the release commit
+# (github.com/openbao/openbao@dd9c19c37a87, i.e. its pseudo-version), is refused by the
+# module proxy reachable here: "403 Forbidden ... This module version is not available".
+# So the fallback: the last MPL-2.0 release of Vault, v1.14.8 (LICENSE in the module zip:
+# "Mozilla Public License, version 2.0"; 1.15.0 and the later 1.14.x patches are BUSL-1.1).
+# Its go.mod replaces its nested modules (api, api/auth/*, sdk) with ./ directories, which
+# `go install` refuses; a wrapper module ignores those replaces, and the nested modules
+# resolve to the published versions v1.14.8 requires (api v1.9.2, sdk v0.9.2,
+# api/auth/approle v0.1.0, api/auth/userpass v0.1.0, api/auth/kubernetes v0.4.1).
+VAULT_VERSION = "v1.14.8"
+VERSIONS["vault"] = VAULT_VERSION
+# --- end secrets manager ------------------------------------------------------
+
 GO_HELP = (
     "Go is required to build the real SPIRE/Kubernetes binaries for the `real` "
     "test tier, and `go` was not found on PATH.  Install Go >= 1.26.5 from "
@@ -289,6 +305,12 @@ def _build_porch(out: Path) -> None:
         os.replace(o, cached_path(n))
 
 
+def _build_vault(out: Path) -> None:
+    # No UI (built only with the `ui` build tag) and no CGO; vault's own go.sum seeds the
+    # wrapper's (see _seed_go_sum).
+    _wrapper_build({"github.com/hashicorp/vault": VAULT_VERSION}, {"github.com/hashicorp/vault": out})
+
+
 def porch_source() -> Path:
     """porch's module directory (its CRDs), from the module cache the build filled."""
     with tempfile.TemporaryDirectory(prefix="spiffe-kpt-build-") as tmp:
@@ -304,6 +326,7 @@ BUILDERS = {
     "kube-apiserver": _build_kube_apiserver,
     "kube-score": _build_kube_score,
     **{name: _build_porch for name in PORCH_PACKAGES},
+    "vault": _build_vault,
 }
 
 # ---------------------------------------------------------------------------
