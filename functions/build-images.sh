@@ -10,7 +10,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 engine=${CONTAINER_ENGINE:-podman}
 prefix=${IMAGE_PREFIX:-ghcr.io/spiffe-kpt}
 version=${VERSION:-v$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml")}
-functions=${FUNCTIONS:-"specializer validator attestation registration authorization spire-config hydrate"}
+functions=${FUNCTIONS:-"specializer validator attestation registration authorization access spire-config hydrate"}
 if [ "$engine" = podman ] && [ -z "${CONTAINERS_CONF:-}" ]; then
   export CONTAINERS_CONF="$repo/.ci/containers.conf"
 fi

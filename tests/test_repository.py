@@ -29,7 +29,7 @@ def test_every_image_has_catalog_metadata_and_a_readme() -> None:
     root = Path(__file__).resolve().parents[1]
     script = (root / "functions" / "build-images.sh").read_text()
     names = re.search(r'functions=\$\{FUNCTIONS:-"([^"]+)"\}', script).group(1).split()
-    assert len(names) == 7
+    assert len(names) == 8
     for name in names:
         d = root / "functions" / "spiffe_kpt" / name.replace("-", "_")
         meta = yaml.safe_load((d / "metadata.yaml").read_text())

@@ -14,6 +14,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "spiffe-attestation": ("spiffe_kpt.attestation", "make_attestable"),
     "spiffe-registration": ("spiffe_kpt.registration", "register"),
     "spiffe-authorization": ("spiffe_kpt.authorization", "authorize"),
+    "spiffe-access": ("spiffe_kpt.access", "access"),
 }
 
 

@@ -60,6 +60,9 @@ KUBE_SCORE_VERSION = "v1.20.0"
 VERSIONS = {
     "spire-server": SPIRE_VERSION,
     "spire-agent": SPIRE_VERSION,
+    # The OIDC discovery provider serving the JWT issuer's discovery document and JWKS
+    # (support/oidc-discovery-provider, a main package inside the spire module).
+    "oidc-discovery-provider": SPIRE_VERSION,
     "spire-controller-manager": SPIRE_CONTROLLER_MANAGER_VERSION,
     "kube-apiserver": KUBERNETES_VERSION,
     "etcd": ETCD_VERSION,
@@ -231,6 +234,13 @@ def _build_spire(out: Path) -> None:
         os.replace(o, cached_path(n))
 
 
+def _build_oidc_discovery_provider(out: Path) -> None:
+    # Same module and wrapper as spire-server (so the same go.sum and, warm, the same
+    # build cache); no CGO: the provider has no datastore.
+    _wrapper_build({"github.com/spiffe/spire": SPIRE_VERSION},
+                   {"github.com/spiffe/spire/support/oidc-discovery-provider": out})
+
+
 def _build_scm(out: Path) -> None:
     # The main package is ./cmd (it would be named `cmd`), hence `go build -o`.
     _wrapper_build({"github.com/spiffe/spire-controller-manager": SPIRE_CONTROLLER_MANAGER_VERSION},
@@ -321,6 +331,7 @@ def porch_source() -> Path:
 BUILDERS = {
     "spire-server": _build_spire,
     "spire-agent": _build_spire,
+    "oidc-discovery-provider": _build_oidc_discovery_provider,
     "spire-controller-manager": _build_scm,
     "etcd": _build_etcd,
     "kube-apiserver": _build_kube_apiserver,

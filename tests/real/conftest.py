@@ -76,6 +76,11 @@ def kube_binaries() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def oidc_binaries() -> dict[str, Path]:
+    return _ensure_or_fail(["spire-server", "spire-agent", "oidc-discovery-provider", "etcd", "kube-apiserver"])
+
+
+@pytest.fixture(scope="session")
 def session_stack():
     with Stack() as st:
         yield st
@@ -108,6 +113,17 @@ def install_upstream_crds(k: Kube) -> Kube:
 def kube(kube_binaries, session_stack) -> Kube:
     """etcd + kube-apiserver on loopback with the upstream spire.spiffe.io and Istio CRDs installed."""
     return install_upstream_crds(session_stack.kube())
+
+
+@pytest.fixture
+def oidc_issuer(oidc_binaries, kube, real_stack, tmp_path):
+    """A JWT issuer for trust domain telco.acme.net, rendered and run for real (tests/real/oidc.py):
+    spire-server, spire-agent (k8s_psat) and the OIDC discovery provider over TLS on 127.0.0.1.
+    ``.url``, ``.ca_pem``/``.ca_path``, ``.jwks_url``, ``.jwt_svid(spiffe_id, audience)``,
+    ``.mint_jwt(spiffe_id, audience, ttl)``. For another trust domain (a second issuer), call
+    ``oidc.start_oidc_issuer(real_stack, kube, tmp_path, trust_domain=..., name=...)``."""
+    from .oidc import start_oidc_issuer
+    return start_oidc_issuer(real_stack, kube, tmp_path)
 
 
 # ---------------------------------------------------------------------------

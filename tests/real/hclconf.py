@@ -147,16 +147,13 @@ class _Parser:
         raise HclError(f"unexpected {text!r} at offset {pos}")
 
 
-def parse(text: str) -> list[hcl.Block]:
-    """The top-level blocks of a SPIRE config in spiffe_kpt.spire_config.hcl's model."""
-    items = _Parser(text).body(closing=False)
-    for item in items:
-        if not isinstance(item, hcl.Block):
-            raise HclError(f"top-level attribute {item[0]!r}: SPIRE configs have only blocks at the top")
-    return items
+def parse(text: str) -> list:
+    """The top-level items of a SPIRE config in spiffe_kpt.spire_config.hcl's model: blocks
+    (server.conf, agent.conf) and attributes (the OIDC discovery provider's config)."""
+    return _Parser(text).body(closing=False)
 
 
-def render(blocks: list[hcl.Block]) -> str:
+def render(blocks: list) -> str:
     return hcl.render(blocks)
 
 
@@ -191,11 +188,12 @@ def _leaves_block(prefix: str, b: hcl.Block) -> Iterator[tuple[str, Any]]:
             yield from _leaves_value(f"{path}.{item[0]}", item[1])
 
 
-def leaves(blocks: list[hcl.Block]) -> dict[str, Any]:
+def leaves(blocks: list) -> dict[str, Any]:
     """Every leaf value by path (lists as tuples; an empty block or map as "{}")."""
     out: dict[str, Any] = {}
     for b in blocks:
-        for path, v in _leaves_block("", b):
+        items = _leaves_block("", b) if isinstance(b, hcl.Block) else _leaves_value(b[0], b[1])
+        for path, v in items:
             if path in out:
                 raise HclError(f"duplicate path {path}")
             out[path] = v

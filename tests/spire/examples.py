@@ -25,8 +25,13 @@ ROOT_SPEC: dict[str, Any] = {
     "trustDomain": "telco.acme.net",
     "clusterName": "mgmt",
     "ca": {"ttl": "168h", "keyType": "ec-p256", "subject": {"country": ["DE"], "organization": ["ACME Telco"]}},
-    "svid": {"x509TTL": "1h", "jwtTTL": "5m"},
+    "svid": {"x509TTL": "1h", "jwtTTL": "5m", "jwtIssuer": "https://oidc.telco.acme.net"},
     "service": {"type": "LoadBalancer"},
+    # The trust domain's JWT issuer, served from the root's pod; the verifiers are the three
+    # clusters' kube-apiservers (they check JWT-SVIDs presented as bearer tokens), two of them
+    # outside this cluster, hence a LoadBalancer (oidc.telco.acme.net resolves to it).
+    "oidcDiscoveryProvider": {"service": {"type": "LoadBalancer"},
+                              "cidrs": ["10.10.1.10/32", "10.20.1.10/32", "10.30.1.10/32"]},
     "workloadClusters": [{"name": "regional-1", "mode": "central", "sourceCIDRs": ["10.20.0.0/24"],
                           "apiServer": {"cidrs": ["10.20.1.10/32"]}},
                          {"name": "edge-1", "mode": "nested", "sourceCIDRs": ["10.30.0.0/24"],
@@ -54,7 +59,8 @@ DOWNSTREAM_SPEC: dict[str, Any] = {
     "networkPolicy": {"nodeCIDRs": ["10.30.0.0/24"], "apiServer": {"cidrs": ["10.30.1.10/32"], "port": 443}},
     "offlineTolerance": "12h",
     "ca": {"ttl": "24h", "keyType": "ec-p256"},
-    "svid": {"x509TTL": "1h", "jwtTTL": "5m"},
+    # The root's issuer: JWT-SVIDs minted at the edge verify against the root's provider.
+    "svid": {"x509TTL": "1h", "jwtTTL": "5m", "jwtIssuer": "https://oidc.telco.acme.net"},
 }
 SPECS = {"spire-server": ROOT_SPEC, "spire-agent": AGENT_SPEC, "spire-downstream-server": DOWNSTREAM_SPEC}
 

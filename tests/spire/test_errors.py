@@ -74,6 +74,28 @@ CASES: list[tuple[str, str, dict[str, Any], tuple[str, ...], str, str]] = [
     ("agent-has-no-apiserver-rule", "spire-agent",
      {"networkPolicy": {"nodeCIDRs": ["10.20.0.0/24"], "apiServer": {"cidrs": ["10.20.1.10/32"]}}}, (),
      "spec.networkPolicy.apiServer", "an agent never calls the kube-apiserver"),
+    # The JWT issuer and the OIDC discovery provider serving it.
+    ("issuer-not-https", "spire-server", {"svid": {"jwtIssuer": "http://oidc.telco.acme.net"}}, (),
+     "spec.svid.jwtIssuer", "must be an https:// URL"),
+    ("issuer-with-path", "spire-server", {"svid": {"jwtIssuer": "https://oidc.telco.acme.net/"}}, (),
+     "spec.svid.jwtIssuer", "write https://oidc.telco.acme.net"),
+    ("issuer-without-host", "spire-downstream-server", {"svid": {"jwtIssuer": "https://"}}, (),
+     "spec.svid.jwtIssuer", "has no host"),
+    ("provider-needs-issuer", "spire-server", {"svid": {"x509TTL": "1h"}}, (),
+     "spec.svid.jwtIssuer", "set spec.svid.jwtIssuer to the https URL"),
+    ("issuer-host-not-a-domain", "spire-server",
+     {"oidcDiscoveryProvider": {"domains": ["oidc.acme.net"], "cidrs": ["10.10.1.10/32"]}}, (),
+     "spec.oidcDiscoveryProvider.domains", "'oidc.telco.acme.net' (spec.svid.jwtIssuer) is not among"),
+    ("provider-not-on-downstream", "spire-downstream-server",
+     {"oidcDiscoveryProvider": {"public": True}}, (),
+     "spec.oidcDiscoveryProvider", "publishes its JWT signing keys to the root"),
+    ("provider-not-on-agent", "spire-agent", {"oidcDiscoveryProvider": {"public": True}}, (),
+     "spec.oidcDiscoveryProvider", "configures a SPIRE server, not an agent"),
+    ("policy-needs-verifier-ranges", "spire-server", {"oidcDiscoveryProvider": {}}, (),
+     "spec.oidcDiscoveryProvider.cidrs", "the verifiers that fetch the issuer's keys"),
+    ("provider-port-taken", "spire-server",
+     {"federation": {"bundleEndpoint": {"profile": "https_spiffe", "port": 8444}}}, (),
+     "spec.federation.bundleEndpoint.port", "the OIDC discovery provider's in the same pod"),
 ]
 
 
@@ -93,6 +115,34 @@ def test_bad_values_are_rejected(tmp_path: Path, case: str, name: str, changes: 
     assert fragment in res["message"], res["message"]
     assert res["resourceRef"] == {"apiVersion": WI_API, "kind": "SpireDeployment", "name": name}
     assert files(pkg) == before
+
+
+def test_downstream_issuer_must_match_root(tmp_path: Path) -> None:
+    """A parent package holding the root and a downstream server: one JWT issuer (JWT-SVIDs
+    minted at the edge are checked against the root's provider, iss included)."""
+    parent = tmp_path / "fleet"
+    parent.mkdir()
+    (parent / "Kptfile").write_text(
+        "apiVersion: kpt.dev/v1\nkind: Kptfile\nmetadata:\n  name: fleet\n  annotations:\n"
+        "    config.kubernetes.io/local-config: \"true\"\npipeline:\n  mutators:\n"
+        "  - image: ghcr.io/spiffe-kpt/spire-config:v0.1.0\n")
+    root = copy_package("spire-server", parent)
+    set_values(root, SPECS["spire-server"])
+    ds = copy_package("spire-downstream-server", parent)
+    set_values(ds, {**SPECS["spire-downstream-server"],
+                    "svid": {"x509TTL": "1h", "jwtTTL": "5m", "jwtIssuer": "https://oidc.edge-1.acme.net"}})
+    before = files(parent)
+    r = kpt_render(parent)
+    assert r.exit_code == 1
+    res = [x for x in r.results if x.get("field", {}).get("path") == "spec.svid.jwtIssuer"]
+    assert res and "differs from the root's" in res[0]["message"], r.results
+    assert "set 'https://oidc.telco.acme.net'" in res[0]["message"]
+    assert res[0]["resourceRef"]["name"] == "spire-downstream-server"
+    assert files(parent) == before
+    # Fixed: renders.
+    set_values(ds, {"svid": SPECS["spire-downstream-server"]["svid"]})
+    r = kpt_render(parent)
+    assert r.exit_code == 0, r.results
 
 
 def test_agent_cluster_must_match_server(tmp_path: Path) -> None:

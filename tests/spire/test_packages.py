@@ -104,7 +104,7 @@ def test_server_conf_wires_every_cluster(rendered: dict[str, Path]) -> None:
     sts = yaml.safe_load((rendered["spire-server"] / "statefulset.yaml").read_text())
     names = [c["name"] for c in sts["spec"]["template"]["spec"]["containers"]]
     assert names == ["spire-server", "spire-controller-manager", "spire-controller-manager-regional-1",
-                     "spire-controller-manager-edge-1"]
+                     "spire-controller-manager-edge-1", "spire-oidc-discovery-provider"]
 
 
 def test_images_are_pinned() -> None:

@@ -125,9 +125,12 @@ def authorize(rl: ResourceList) -> None:
         desired.append(Desired(mark(diagram_configmap(model), baseline_owner), f"{FOLDER}/diagram.yaml"))
 
     # Only what identities and the context own is this function's: spire-config's NetworkPolicies
-    # and ConfigMaps (owner SpireDeployment) in a package that holds both survive.
+    # and ConfigMaps (owner SpireDeployment) in a package that holds both survive, and so does
+    # spiffe-access's authentication ConfigMap (also owned by the context): of the context's
+    # ConfigMaps only the diagram is this function's.
     ours = (f"{API_VERSION}.WorkloadIdentity.", f"{API_VERSION}.{IDENTITY_CONTEXT}.")
-    report = sync(rl, frozenset(KINDS), desired, keep=lambda obj: not owner_of(obj).startswith(ours))
+    report = sync(rl, frozenset(KINDS), desired, keep=lambda obj: not owner_of(obj).startswith(ours) or (
+        obj.get("kind") == "ConfigMap" and resource_ref(obj).name != DIAGRAM_NAME))
     if report.conflicts:
         rl.extend(conflict_results(report, error))
         return

@@ -19,14 +19,14 @@ from typing import Any, NamedTuple
 from ..api import workloads as wl
 from ..api.context import Context
 from ..api.paths import get_path
+from ..api.peers import PEER_KINDS, parse_peer_id, peer_kinds
 from ..api.resolve import Identity
-from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
+from ..identity.spiffeid import SpiffeIDError
 from ..krm.results import Result, error, name_list, warning
 from . import attachments
 from .inputs import check_mesh_trust, check_network, check_peer_clusters, unattached_network
 from .model import BACKENDS, DnsEgress, Endpoint, IstiodEgress, Network, Peer, PolicyModel, Port, Rule
 
-PEER_KINDS = ("identity", "spiffeID", "spiffeIDPrefix", "trustDomain")
 DIRECTIONS = ("ingress", "egress")
 # The peer list of a rule: who may connect (ingress), whom this workload may connect to (egress).
 PEERS_KEY = {"ingress": "from", "egress": "to"}
@@ -319,7 +319,7 @@ class _RuleResolver:
         key = PEERS_KEY[direction]
         for j, p in enumerate(raw.get(key) or []):
             fpath = f"{path}.{key}[{j}]"
-            kinds = [k for k in PEER_KINDS if k in p]
+            kinds = peer_kinds(p)
             if len(kinds) != 1:
                 out.errors.append(error(
                     f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: each {key!r} entry sets exactly one of "
@@ -365,15 +365,8 @@ class _RuleResolver:
                     peers.append(Peer(kind, value, fpath, ep.principal, endpoint=ep))
                 continue
             try:
-                if kind == "spiffeID":
-                    sid = parse(value)
-                    principal, td, spath = sid.istio_principal, sid.trust_domain, sid.path
-                elif kind == "spiffeIDPrefix":
-                    sid = parse(value.rstrip("/"))
-                    principal, td, spath = sid.istio_principal + "/*", sid.trust_domain, sid.path
-                else:
-                    td = validate_trust_domain(value)
-                    principal, spath = td + "/*", ""
+                pid = parse_peer_id(kind, value)
+                principal, td, spath = pid.principal, pid.trust_domain, pid.path
             except SpiffeIDError as exc:
                 out.errors.append(error(f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: {kind} {value!r} is "
                                         f"not valid: {exc}", ident.ref, f"{fpath}.{kind}", current_value=value))

@@ -1,4 +1,4 @@
-"""hydrate: the whole chain (specialize, make attestable, register, authorize, validate) in one step.
+"""hydrate: the whole chain (specialize, make attestable, register, authorize, grant access, validate) in one step.
 
 For porch, where every pipeline step is a container start: one process, one YAML parse and
 one dump instead of five. The result is the same as running the functions one after
@@ -14,7 +14,7 @@ from ..api.schema import validated_once
 from ..krm import ResourceList, run_function
 
 NAME = "spiffe-hydrate"
-MUTATORS = ("spiffe-specializer", "spiffe-attestation", "spiffe-registration", "spiffe-authorization")
+MUTATORS = ("spiffe-specializer", "spiffe-attestation", "spiffe-registration", "spiffe-authorization", "spiffe-access")
 VALIDATOR = "spiffe-validator"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from ..access.grants import identity_audiences
 from ..api.paths import get_path
 from ..api.resolve import Identity, Resolution, condition_type, resolve
 from ..krm import ResourceList, info, run_function
@@ -22,8 +23,10 @@ REASON_RESOLVED = "Resolved"
 REASON_CONTEXT_MISSING = "ContextMissing"
 
 
-def identity_status(ident: Identity) -> dict[str, Any]:
-    """The status a resolved (or pending) identity gets; owned entirely by the specializer."""
+def identity_status(ident: Identity, audiences: list[str] | None = None) -> dict[str, Any]:
+    """The status a resolved (or pending) identity gets; owned entirely by the specializer.
+    ``audiences``: the JWT-SVID audiences the workload must request for the access grants naming
+    it (access.grants.identity_audiences)."""
     status: dict[str, Any] = {}
     if ident.spiffe_id is not None:
         status["spiffeID"] = str(ident.spiffe_id)
@@ -39,6 +42,8 @@ def identity_status(ident: Identity) -> dict[str, Any]:
         if "{opaqueID}" in ident.template:
             from ..identity.formats import opaque_source
             status["opaqueSource"] = opaque_source(ident.attributes)
+    if audiences:
+        status["jwtAudiences"] = list(audiences)
     return status
 
 
@@ -47,8 +52,9 @@ def specialize(rl: ResourceList) -> None:
     rl.extend(res.results)
     if not res.ok:
         return
+    audiences = identity_audiences(rl, res)
     for ident in res.identities:
-        ident.obj["status"] = identity_status(ident)
+        ident.obj["status"] = identity_status(ident, audiences.get(ident.name))
     update_kptfile(rl, res)
     resolved = [i for i in res.identities if i.spiffe_id is not None]
     pending = [i for i in res.identities if i.spiffe_id is None]

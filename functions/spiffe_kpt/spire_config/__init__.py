@@ -20,9 +20,9 @@ from ..api.schema import validate
 from ..krm import ResourceList, error, info, run_function, warning
 from ..krm.resourcelist import resource_ref
 from .agent_conf import render_agent_conf
-from .checks import check_pairing, check_values
+from .checks import check_issuer_pairing, check_pairing, check_values
 from .server_conf import render_server_conf
-from .values import AGENT, KIND, Values, read_values
+from .values import AGENT, DOWNSTREAM, KIND, ROOT, Values, read_values
 
 NAME = "spiffe-spire-config"
 
@@ -61,6 +61,12 @@ def configure(rl: ResourceList) -> None:
         if v.role == AGENT and servers:
             best = [p for s in servers[:1] for p in check_pairing(v, s[1])]
             for prob in best:
+                rl.add(error(prob.message, resource_ref(obj), prob.path))
+    # A downstream server rendered with its root (one parent package): one JWT issuer.
+    roots = [v for _, v in parsed if v.role == ROOT]
+    for obj, v in parsed:
+        if v.role == DOWNSTREAM:
+            for prob in [p for r in roots[:1] for p in check_issuer_pairing(v, r)]:
                 rl.add(error(prob.message, resource_ref(obj), prob.path))
     if rl.has_errors():
         return

@@ -14,8 +14,19 @@ from collections.abc import Callable
 from typing import Any
 
 from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
+from . import paths
 from .durations import DurationError, format_duration, parse_duration
-from .values import DOWNSTREAM, ROOT, Problem, Values, host_cidrs, in_cluster_service, url_host_port
+from .values import (
+    DOWNSTREAM,
+    ROOT,
+    Problem,
+    Values,
+    host_cidrs,
+    in_cluster_service,
+    issuer_host,
+    oidc_domains,
+    url_host_port,
+)
 
 # How a check reports: one call per problem found, in the order the checks run.
 Report = Callable[[Problem], None]
@@ -94,6 +105,7 @@ def _check_server(v: Values, spec: dict[str, Any], ttls: dict[str, float], p: Re
         _check_downstream(v, spec, ttls, p)
     _check_upstream_authority(v, p)
     _check_federation(v, p)
+    _check_jwt_issuer(v, p)
 
 
 def _check_root(v: Values, spec: dict[str, Any], p: Report) -> None:
@@ -210,6 +222,79 @@ def _check_federation(v: Values, p: Report) -> None:
             p(Problem(f"{base}.endpointSPIFFEID", "endpointSPIFFEID applies only to profile https_spiffe; remove it"))
 
 
+ISSUER = "spec.svid.jwtIssuer"
+ODP = "spec.oidcDiscoveryProvider"
+
+
+def issuer_problem(issuer: str) -> str | None:
+    """Why an issuer URL cannot be this trust domain's JWT issuer, or None."""
+    from urllib.parse import urlsplit
+    u = urlsplit(issuer)
+    example = "e.g. https://oidc.telco.acme.net"
+    if u.scheme != "https":
+        return (f"the JWT issuer {issuer!r} must be an https:// URL ({example}): kube-apiserver and OpenBao "
+                "fetch the issuer's discovery document and keys over TLS only")
+    try:
+        u.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return f"the JWT issuer {issuer!r} has an invalid port; write it as https://<host>[:<port>]"
+    if not u.hostname:
+        return f"the JWT issuer {issuer!r} has no host; write it as https://<host>[:<port>] ({example})"
+    if u.path or u.query or u.fragment or u.username or u.password or issuer.endswith(("?", "#")):
+        return (f"the JWT issuer {issuer!r} must be https://<host>[:<port>] with nothing after the host (no "
+                "path, not even a trailing '/'): the provider serves /.well-known/openid-configuration at the "
+                f"root of its host, and verifiers compare the iss claim to this string exactly; write "
+                f"https://{u.netloc}")
+    return None
+
+
+def _check_jwt_issuer(v: Values, p: Report) -> None:
+    """The JWT issuer (server.conf jwt_issuer) and the OIDC discovery provider serving it."""
+    if v.jwt_issuer:
+        why = issuer_problem(v.jwt_issuer)
+        if why:
+            p(Problem(ISSUER, why))
+    odp = v.oidc
+    if odp is None:
+        return
+    if v.role == DOWNSTREAM:
+        p(Problem(ODP, "a downstream server runs no OIDC discovery provider: it publishes its JWT signing keys to "
+                  "the root (UpstreamAuthority PublishJWTKey), whose provider serves every key of the trust "
+                  "domain; remove spec.oidcDiscoveryProvider here and set spec.svid.jwtIssuer to the root's "
+                  "issuer"))
+        return
+    if not v.jwt_issuer:
+        p(Problem(ISSUER, "the OIDC discovery provider (spec.oidcDiscoveryProvider) serves the issuer of this "
+                  "server's JWT-SVIDs: set spec.svid.jwtIssuer to the https URL it is reached at, e.g. "
+                  "https://oidc.<trust domain>"))
+        return
+    host = issuer_host(v.jwt_issuer)
+    if host and odp.domains and host not in oidc_domains(v):
+        p(Problem(f"{ODP}.domains", f"the issuer's host {host!r} (spec.svid.jwtIssuer) is not among the "
+                  f"provider's domains {odp.domains}: the provider refuses requests for any other host; add "
+                  f"{host!r} (or remove domains: it defaults to the issuer's host)"))
+    be = v.bundle_endpoint
+    if be is not None and be.port in (paths.OIDC_PORT, paths.OIDC_HEALTH_PORT):
+        p(Problem("spec.federation.bundleEndpoint.port", f"port {be.port} is the OIDC discovery provider's in "
+                  "the same pod; choose another bundle endpoint port (default 8443)"))
+    if v.network_policy.enabled and not odp.public and not odp.cidrs:
+        p(Problem(f"{ODP}.cidrs", "the SPIRE NetworkPolicies (spec.networkPolicy, on by default) need the "
+                  "addresses of the verifiers that fetch the issuer's keys (kube-apiservers, OpenBao, ...), as "
+                  f"the server pod sees them: set {ODP}.cidrs, or {ODP}.public: true when the issuer is "
+                  f"public, {OFF_HINT}"))
+
+
+def check_issuer_pairing(downstream: Values, root: Values) -> list[Problem]:
+    """A downstream server and its root rendered together: one issuer for the trust domain."""
+    if downstream.trust_domain != root.trust_domain or downstream.jwt_issuer == root.jwt_issuer:
+        return []
+    want = repr(root.jwt_issuer) if root.jwt_issuer else "no jwtIssuer (as the root has none)"
+    return [Problem(ISSUER, f"the downstream server's JWT issuer {downstream.jwt_issuer or 'unset'!r} differs from "
+                    f"the root's ({root.name}): every server of trust domain {root.trust_domain!r} must mint "
+                    f"JWT-SVIDs with the same iss, which verifiers check against the root's OIDC discovery "
+                    f"provider; set {want}")]
+
+
 def offline_window(ca_ttl: float, root_ca_ttl: float) -> float:
     """Seconds an edge server keeps issuing SVIDs after losing its root, guaranteed.
 
@@ -242,7 +327,7 @@ def _check_offline(v: Values, ttls: dict[str, float], p: Report) -> None:
 
 def _check_agent(v: Values, spec: dict[str, Any], p: Report) -> None:
     for key in ("ca", "svid", "controllerManager", "service", "workloadClusters", "upstream",
-                "offlineTolerance", "federation"):
+                "offlineTolerance", "federation", "oidcDiscoveryProvider"):
         if key in spec:
             p(Problem(f"spec.{key}", f"spec.{key} configures a SPIRE server, not an agent; remove it from the "
                       "agent's values (set it in the server package)"))
@@ -285,6 +370,8 @@ def _check_network_policy(v: Values, p: Report) -> None:
             cidr_fields.append((f"spec.workloadClusters[{i}].apiServer.cidrs", wc.api_server.cidrs))
     for i, peer in enumerate(v.peers):
         cidr_fields.append((f"spec.federation.peers[{i}].cidrs", peer.cidrs))
+    if v.oidc is not None:
+        cidr_fields.append(("spec.oidcDiscoveryProvider.cidrs", v.oidc.cidrs))
     ua = v.ca.upstream_authority
     vault = ua.options.get("vault") if ua is not None and ua.type == "vault" else None
     if vault:

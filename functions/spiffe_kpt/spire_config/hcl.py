@@ -88,10 +88,21 @@ def _block(b: Block, indent: int) -> list[str]:
     return lines
 
 
-def render(blocks: list[Block]) -> str:
+def render(items: list[Block | tuple[str, Value]]) -> str:
+    """A whole file: top-level attributes (the OIDC discovery provider's config has them;
+    server.conf and agent.conf only blocks) one per line, blocks separated by a blank line."""
     out: list[str] = []
-    for i, b in enumerate(blocks):
-        if i:
+    prev_block = False
+    for i, item in enumerate(items):
+        is_block = isinstance(item, Block)
+        if i and (is_block or prev_block):
             out.append("")
-        out.extend(_block(b, 0))
+        if is_block:
+            out.extend(_block(item, 0))
+        else:
+            key, v = item
+            val = _value(v, 0)
+            out.append(f"{key} = {val[0]}")
+            out.extend(val[1:])
+        prev_block = is_block
     return "\n".join(out) + "\n"

@@ -15,8 +15,10 @@ Ports are numbers, not names: a named port in an egress rule would be resolved a
 destination pod, which for an address range is no pod at all. Connections to a Service are
 matched after its DNAT, so the apiserver rule names the real endpoints and their port, and an
 in-cluster server is selected by its pods' labels on the container port.
-There is no rule for a validating webhook (the packages switch it off: ENABLE_WEBHOOKS=false)
-nor for an OIDC discovery provider (not shipped): nothing listens there.
+There is no rule for a validating webhook (the packages switch it off: ENABLE_WEBHOOKS=false):
+nothing listens there. The OIDC discovery provider (a container of the root server's pod when
+spec.oidcDiscoveryProvider is set) is opened to its verifiers' ranges (or everyone when public)
+on its TLS port; it needs no egress (it reads the keys from the server's socket in the pod).
 """
 
 from __future__ import annotations
@@ -96,6 +98,11 @@ def server_rules(v: Values, pod_spec: dict[str, Any]) -> tuple[list[Rule], list[
             peers = [c for p in v.peers for c in host_cidrs(url_host_port(p.bundle_endpoint_url)[0], p.cidrs)]
             if peers:
                 ingress.append({"from": _blocks(peers), "ports": _tcp(be.port)})
+    if v.oidc is not None and v.role != DOWNSTREAM:
+        if v.oidc.public:
+            ingress.append({"ports": _tcp(paths.OIDC_PORT)})
+        elif v.oidc.cidrs:
+            ingress.append({"from": _blocks(v.oidc.cidrs), "ports": _tcp(paths.OIDC_PORT)})
     ingress += _probes(v, pod_spec)
 
     egress: list[Rule] = []

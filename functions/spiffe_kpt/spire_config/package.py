@@ -6,12 +6,15 @@ What the function owns, and nothing else:
 - the namespace of every resource of the package, the Namespace objects' names and the
   ServiceAccount subjects of bindings (the values' serverNamespace/agentNamespace);
 - in a server StatefulSet: the server container's ports, the controller-manager sidecars
-  cloned from the ``spire-controller-manager`` container (one per remote cluster), and the
+  cloned from the ``spire-controller-manager`` container (one per remote cluster), the
+  ``spire-oidc-discovery-provider`` container (present exactly when spec.oidcDiscoveryProvider
+  is; its image survives a re-render, so kpt set-image can point it at a mirror), and the
   volumes/mounts named in ``OWNED_VOLUMES`` or ``kubeconfig-*``;
+- the ``oidc-discovery-provider.conf`` key of the spire-server ConfigMap (removed with the provider);
 - the ``args`` of an agent DaemonSet's ``socket-dir-owner`` init container (``socket_dir``);
 - the Service type of the server Service, the downstream ClusterSPIFFEID's class and selector;
 - the resources it generates (ownership annotation): ClusterFederatedTrustDomains, the
-  federation bundle endpoint Service, cert-manager RBAC.
+  federation bundle endpoint Service, the OIDC discovery provider's Service, cert-manager RBAC.
 Every other field, annotation and comment is left as the package author wrote it.
 """
 
@@ -26,13 +29,15 @@ from . import paths, socket_dir
 from .agent_conf import render_agent_conf
 from .controller_manager import config_key, render_controller_manager_config
 from .network_policy import network_policies
+from .oidc_conf import render_oidc_conf
 from .server_conf import render_server_conf
-from .values import AGENT, DOWNSTREAM, Values
+from .values import AGENT, DOWNSTREAM, ROOT, Values
 
 OWNER = "workloadidentity.nephio.org/v1alpha1.SpireDeployment"
 CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding", "CSIDriver", "ClusterSPIFFEID",
                             "ClusterFederatedTrustDomain", "ClusterStaticEntry", "CustomResourceDefinition"})
-OWNED_VOLUMES = frozenset({"upstream-ca", "vault-ca", "bundle-endpoint-tls", "upstream-agent-socket"})
+OIDC_TLS_VOLUME = "oidc-discovery-provider-tls"
+OWNED_VOLUMES = frozenset({"upstream-ca", "vault-ca", "bundle-endpoint-tls", "upstream-agent-socket", OIDC_TLS_VOLUME})
 CM_TEMPLATE = "spire-controller-manager"
 GENERATED_KINDS = frozenset({("spire.spiffe.io/v1alpha1", "ClusterFederatedTrustDomain"), ("v1", "Service"),
                              ("rbac.authorization.k8s.io/v1", "Role"),
@@ -137,7 +142,13 @@ def configure_server_pod(sts: dict[str, Any], v: Values) -> None:
                             "secret": {"secretName": cm.kubeconfig_secret}})
         server_mounts.append({"name": f"kubeconfig-{cm.cluster.replace('.', '-')}",
                               "mountPath": f"{paths.KUBECONFIG_DIR}/{cm.cluster}", "readOnly": True})
+    oidc = v.oidc is not None and v.role == ROOT
+    if oidc:
+        new_volumes.append({"name": OIDC_TLS_VOLUME, "secret": {"secretName": v.oidc.tls_secret}})
     spec["volumes"] = _replace_named(volumes, owned_volume, new_volumes)
+    old = next((c for c in containers if c.get("name") == paths.OIDC_CONTAINER), None)
+    provider = [oidc_container(old)] if oidc else []
+    containers[:] = _replace_named(containers, lambda n: n == paths.OIDC_CONTAINER, provider)
 
     if server is not None:
         server["volumeMounts"] = _replace_named(server.get("volumeMounts") or [], owned_volume, server_mounts)
@@ -158,6 +169,34 @@ def configure_server_pod(sts: dict[str, Any], v: Values) -> None:
             clones.append(clone)
         spec["containers"] = _replace_named(containers, lambda n: n.startswith(CM_TEMPLATE + "-"), clones,
                                             after=CM_TEMPLATE)
+
+
+def oidc_container(old: dict[str, Any] | None) -> dict[str, Any]:
+    """SPIRE's OIDC discovery provider beside the server: the server's API socket (read-only
+    mount of the shared emptyDir) for the keys, the operator's Secret for TLS. Hardened like
+    the server container (the pod runs as 10001; no privilege escalation, read-only root,
+    no capabilities, requests and limits)."""
+    image = (old or {}).get("image") or paths.OIDC_IMAGE
+    cfg = f"{paths.CONFIG_DIR}/{paths.OIDC_CONFIG_KEY}"
+    return {
+        "name": paths.OIDC_CONTAINER,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["-config", cfg],
+        "ports": [{"name": "oidc", "containerPort": paths.OIDC_PORT, "protocol": "TCP"},
+                  {"name": "oidc-healthz", "containerPort": paths.OIDC_HEALTH_PORT, "protocol": "TCP"}],
+        "livenessProbe": {"httpGet": {"path": "/live", "port": "oidc-healthz"},
+                          "initialDelaySeconds": 15, "periodSeconds": 60, "timeoutSeconds": 3, "failureThreshold": 2},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": "oidc-healthz"},
+                           "initialDelaySeconds": 5, "periodSeconds": 5},
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi", "ephemeral-storage": "16Mi"},
+                      "limits": {"cpu": "200m", "memory": "128Mi", "ephemeral-storage": "128Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "spire-config", "mountPath": paths.CONFIG_DIR, "readOnly": True},
+                         {"name": "spire-server-socket", "mountPath": paths.SERVER_SOCKET_DIR, "readOnly": True},
+                         {"name": OIDC_TLS_VOLUME, "mountPath": paths.OIDC_TLS_DIR, "readOnly": True}],
+    }
 
 
 def _configure_controller(c: dict[str, Any], cluster: str, index: int, volume: str | None) -> None:
@@ -210,6 +249,16 @@ def generated(v: Values, pkg_dir: str = "", package: list[dict[str, Any]] | None
         svc["spec"]["selector"] = {"app.kubernetes.io/name": "spire-server", "app.kubernetes.io/instance": "spire-server"}
         svc["spec"]["ports"] = [{"name": "federation", "port": be.port, "targetPort": "federation", "protocol": "TCP"}]
         out.append(Desired(mark(svc, OWNER), pkg_dir + "federation/bundle-endpoint-service.yaml"))
+    if v.oidc is not None and v.role == ROOT:
+        odp = {"apiVersion": "v1", "kind": "Service",
+               "metadata": _meta(paths.OIDC_SERVICE, v.server_namespace, "server"),
+               "spec": {"type": v.oidc.service_type}}
+        if v.network_policy.enabled and v.oidc.service_type != "ClusterIP":
+            odp["spec"]["externalTrafficPolicy"] = "Local"  # keep the verifier's address for the policy
+        odp["spec"]["selector"] = {"app.kubernetes.io/name": "spire-server", "app.kubernetes.io/instance": "spire-server"}
+        odp["spec"]["ports"] = [{"name": "https", "port": paths.OIDC_SERVICE_PORT, "targetPort": "oidc",
+                                 "protocol": "TCP"}]
+        out.append(Desired(mark(odp, OWNER), pkg_dir + "oidc-discovery-provider/service.yaml"))
     for peer in v.peers:
         name = peer.trust_domain.replace("_", "-")
         profile: dict[str, Any] = {"type": peer.profile}
@@ -257,7 +306,12 @@ def apply(rl: ResourceList, values_obj: dict[str, Any], v: Values) -> list[dict[
     if v.role == AGENT:
         _set_data(_find(mine, "ConfigMap", "spire-agent"), "agent.conf", render_agent_conf(v))
         return _sync(rl, v, pkg_dir, mine)
-    _set_data(_find(mine, "ConfigMap", "spire-server"), "server.conf", render_server_conf(v))
+    server_cm = _find(mine, "ConfigMap", "spire-server")
+    _set_data(server_cm, "server.conf", render_server_conf(v))
+    if v.oidc is not None and v.role == ROOT:
+        _set_data(server_cm, paths.OIDC_CONFIG_KEY, render_oidc_conf(v))
+    elif server_cm is not None and isinstance(server_cm.get("data"), dict):
+        server_cm["data"].pop(paths.OIDC_CONFIG_KEY, None)
     cm_map = _find(mine, "ConfigMap", "spire-controller-manager")
     if cm_map is not None:
         cm_map["data"] = {config_key(cm): render_controller_manager_config(v, cm, i)

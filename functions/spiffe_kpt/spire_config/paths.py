@@ -10,6 +10,13 @@ KUBECONFIG_DIR = "/run/spire/kubeconfigs"
 UPSTREAM_CA_DIR = "/run/spire/upstream-ca"
 VAULT_CA_DIR = "/run/spire/vault-ca"
 BUNDLE_ENDPOINT_CERT_DIR = "/run/spire/bundle-endpoint-tls"
+# SPIRE's OIDC discovery provider (a container of the root server's pod): its config beside
+# server.conf in the spire-server ConfigMap, its serving certificate from the operator's Secret.
+OIDC_CONFIG_KEY = "oidc-discovery-provider.conf"
+OIDC_TLS_DIR = "/run/spire/oidc-discovery-provider-tls"
+OIDC_CONTAINER = "spire-oidc-discovery-provider"
+OIDC_IMAGE = "ghcr.io/spiffe/oidc-discovery-provider:1.13.3"
+OIDC_SERVICE = "spire-oidc-discovery-provider"
 # The upstream agent's Workload API, mounted into the downstream server by the upstream CSI driver.
 UPSTREAM_AGENT_SOCKET_DIR = "/run/spire/upstream-agent"
 UPSTREAM_AGENT_SOCKET = f"{UPSTREAM_AGENT_SOCKET_DIR}/spire-agent.sock"
@@ -26,6 +33,9 @@ PSAT_AUDIENCE = "spire-server"
 SERVER_PORT = 8081
 SERVER_HEALTH_PORT = 8080
 AGENT_HEALTH_PORT = 9982
+OIDC_PORT = 8444  # not 8443: the federation bundle endpoint's default, in the same pod
+OIDC_HEALTH_PORT = 8008  # the provider's default health port
+OIDC_SERVICE_PORT = 443
 # One health port per controller-manager sidecar (they share the pod's network namespace).
 CONTROLLER_HEALTH_BASE_PORT = 8083
 

@@ -121,6 +121,10 @@ def render_server_conf(v: Values) -> str:
     server.attr("ca_ttl", v.ca.ttl)
     server.attr("default_x509_svid_ttl", v.x509_ttl)
     server.attr("default_jwt_svid_ttl", v.jwt_ttl)
+    if v.jwt_issuer:
+        # The iss claim of every JWT-SVID this server mints (pkg/server/credtemplate); the same
+        # in the root and its downstream servers, served by the root's OIDC discovery provider.
+        server.attr("jwt_issuer", v.jwt_issuer)
     if v.ca.country or v.ca.organization or v.ca.common_name:
         subject = server.block("ca_subject")
         if v.ca.country:

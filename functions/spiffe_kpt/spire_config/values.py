@@ -105,6 +105,17 @@ class BundleEndpoint:
 
 
 @dataclass
+class OidcDiscoveryProvider:
+    """spec.oidcDiscoveryProvider: SPIRE's OIDC discovery provider beside a root server, serving
+    the discovery document and JWKS of the issuer in spec.svid.jwtIssuer."""
+    domains: list[str] = field(default_factory=list)  # as given; empty: the issuer's host
+    tls_secret: str = "spire-oidc-discovery-provider-tls"
+    service_type: str = "ClusterIP"
+    public: bool = False
+    cidrs: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Values:
     name: str
     role: str
@@ -116,6 +127,8 @@ class Values:
     ca: CA = field(default_factory=CA)
     x509_ttl: str = "1h"
     jwt_ttl: str = "5m"
+    jwt_issuer: str = ""  # spec.svid.jwtIssuer: the iss claim of this server's JWT-SVIDs
+    oidc: OidcDiscoveryProvider | None = None
     class_name: str = ""
     entry_id_prefix: str = ""
     service_type: str = "ClusterIP"
@@ -170,6 +183,14 @@ def read_values(obj: dict[str, Any]) -> Values:
     svid = spec.get("svid") or {}
     v.x509_ttl = svid.get("x509TTL", v.x509_ttl)
     v.jwt_ttl = svid.get("jwtTTL", v.jwt_ttl)
+    v.jwt_issuer = svid.get("jwtIssuer", "")
+    odp = spec.get("oidcDiscoveryProvider")
+    if odp is not None:
+        v.oidc = OidcDiscoveryProvider(
+            domains=list(odp.get("domains") or []),
+            tls_secret=(odp.get("tls") or {}).get("secretName", OidcDiscoveryProvider.tls_secret),
+            service_type=(odp.get("service") or {}).get("type", "ClusterIP"),
+            public=bool(odp.get("public", False)), cidrs=list(odp.get("cidrs") or []))
     cm = spec.get("controllerManager") or {}
     v.class_name = cm.get("className", default_class_name(cluster))
     v.entry_id_prefix = cm.get("entryIDPrefix", default_entry_prefix(cluster))
@@ -213,6 +234,19 @@ def read_values(obj: dict[str, Any]) -> Values:
         dns_namespace=dns.get("namespace", "kube-system"),
         dns_pod_labels=dict(dns.get("podLabels") or {"k8s-app": "kube-dns"}))
     return v
+
+
+def issuer_host(issuer: str) -> str:
+    """The host the provider must answer for: the issuer URL's host, without port."""
+    from urllib.parse import urlsplit
+    return urlsplit(issuer).hostname or ""
+
+
+def oidc_domains(v: Values) -> list[str]:
+    """The provider's domains: as given, else the issuer's host."""
+    if v.oidc is None:
+        return []
+    return v.oidc.domains or ([issuer_host(v.jwt_issuer)] if v.jwt_issuer else [])
 
 
 def _api_server(obj: dict[str, Any] | None) -> ApiServer | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from ..access.checks import check_access
+from ..access.grants import grant_objects, identity_audiences
 from ..api.resolve import Resolution, resolve
 from ..attestation import check_selector_overlaps
 from ..authorization.checks import check_authorization
@@ -25,7 +27,8 @@ def validate_package(rl: ResourceList) -> None:
     rl.extend(res.results)
     ctx = res.context
 
-    for obj in res.identity_objects + ([o for o in rl.items if ctx.ref and resource_ref(o) == ctx.ref]):
+    for obj in res.identity_objects + grant_objects(rl.items) + (
+            [o for o in rl.items if ctx.ref and resource_ref(o) == ctx.ref]):
         if not is_local_config(obj):
             ref = resource_ref(obj)
             rl.add(error(f"{ref.kind} {ref.name} lacks the annotation config.kubernetes.io/local-config: \"true\"; "
@@ -42,6 +45,7 @@ def validate_package(rl: ResourceList) -> None:
                          "spec.trustDomain (or mark it kpt.dev/config-injection: required for porch to inject)",
                          ctx.ref))
 
+    audiences = identity_audiences(rl, res)
     for ident in res.identities:
         status = ident.obj.get("status") or {}
         recorded = status.get("spiffeID")
@@ -52,7 +56,7 @@ def validate_package(rl: ResourceList) -> None:
                 rl.add(error(f"WorkloadIdentity {ident.name}: status.spiffeID is not a valid SPIFFE ID: {exc}",
                              ident.ref, "status.spiffeID", current_value=recorded))
                 continue
-        if status and status != identity_status(ident):
+        if status and status != identity_status(ident, audiences.get(ident.name)):
             rl.add(error(f"WorkloadIdentity {ident.name}: status is stale (it says "
                          f"{recorded or 'nothing'}, the package now resolves to {ident.spiffe_id or 'nothing yet'}); "
                          "run spiffe-specializer before spiffe-validator in the pipeline",
@@ -69,6 +73,9 @@ def validate_package(rl: ResourceList) -> None:
     # Authorization rules: dangling peers, conflicts, unexposed ports, unprotected workloads.
     if res.ok:
         rl.extend(check_authorization(rl.items, res))
+    # Access grants: unknown clients, issuers, API groups, resources and verbs, wildcards.
+    if res.ok and grant_objects(rl.items):
+        rl.extend(check_access(rl, res)[1])
 
     if not rl.has_errors():
         waiting = sum(1 for i in res.identities if i.spiffe_id is None)
