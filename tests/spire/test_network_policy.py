@@ -25,7 +25,7 @@ from .examples import AGENT_SPEC, files, render_example, resources, set_values
 pytestmark = pytest.mark.kpt
 
 SPIRE_NAMESPACES = {"spire-server", "spire-system"}
-PORTS = [(p, "TCP") for p in (8081, 8080, 8083, 8084, 8085, 8443, 9982, 9809, 9810, 10250, 6443, 443, 9999)] + \
+PORTS = [(p, "TCP") for p in (8081, 8080, 8083, 8084, 8085, 8443, 8444, 8008, 9982, 9809, 9810, 10250, 6443, 443, 9999)] + \
     [(53, "UDP"), (53, "TCP")]
 AGENT = (("app.kubernetes.io/name", "spire-agent"), ("app.kubernetes.io/instance", "spire-agent"))
 SERVER = (("app.kubernetes.io/name", "spire-server"), ("app.kubernetes.io/instance", "spire-server"))
@@ -91,7 +91,10 @@ MGMT_FLOWS = {
     Flow("regional-agent", "spire-server", 8081, "TCP"),
     Flow("edge-upstream-agent", "spire-server", 8081, "TCP"),
     Flow("partner", "spire-server", 8443, "TCP"),
-    *{Flow("node", "spire-server", p, "TCP") for p in (8080, 8083, 8084, 8085)},
+    # the OIDC discovery provider (in the server's pod): the three clusters' apiservers verify
+    # JWT-SVIDs with its keys; the kubelet probes its health port
+    *{Flow(a, "spire-server", 8444, "TCP") for a in ("apiserver", "regional-apiserver", "edge-apiserver")},
+    *{Flow("node", "spire-server", p, "TCP") for p in (8080, 8083, 8084, 8085, 8008)},
     Flow("node", "spire-agent", 9982, "TCP"),
     Flow("node", "spiffe-csi-driver", 9809, "TCP"),
     Flow("spire-server", "apiserver", 6443, "TCP"),
