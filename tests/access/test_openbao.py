@@ -239,3 +239,12 @@ def test_the_function_exits_1_on_a_secrets_error() -> None:
                for r in out["results"])
     assert not [o for o in out["items"] if o.get("kind") == "Job"]
     assert "Traceback" not in p.stderr
+
+
+def test_a_misspelled_secrets_setting_is_an_error_naming_it() -> None:
+    c = ctx()
+    c["spec"]["access"]["secrets"]["kvMount"] = ["secret"]  # kvMounts
+    rl = run(grant("g", [{"identity": "upf"}], [rule("upf/*", "read")]), context=c)
+    es = errors(rl)
+    assert es and any("kvMount" in (e.field_path + e.message) for e in es), [e.message for e in es]
+    assert outputs(rl) == {}

@@ -185,3 +185,253 @@ def test_spire_server_with_vault_upstream_authority_chains_to_the_pki_root(skube
     serials = s.request("LIST", "pki-spire/certs")["data"]["keys"]
     want = "-".join(f"{b:02x}" for b in cas[-1].serial_number.to_bytes(20, "big").lstrip(b"\0"))
     assert want in serials, (want, serials)
+
+
+# ---------------------------------------------------------------------------
+# G. the rendered access configuration, applied as the README says, used with real SVIDs
+# ---------------------------------------------------------------------------
+
+TD = "telco.acme.net"
+UPF = f"spiffe://{TD}/cluster/edge01/ns/free5gc-upf/sa/upf-edge01"
+SMF = f"spiffe://{TD}/cluster/regional/ns/free5gc-cp/sa/smf-regional"
+PROBE = f"spiffe://{TD}/cluster/edge01/ns/free5gc-upf/sa/probe"  # under the edge01 prefix, no exact grant
+OTHER = f"spiffe://{TD}/cluster/regional/ns/free5gc-cp/sa/amf-regional"  # granted nothing
+AUDIENCE = "secrets:mgmt"
+JWT_MOUNT = f"spiffe-jwt-{TD}"
+CERT_MOUNT = f"spiffe-cert-{TD}"
+LOCAL = {"config.kubernetes.io/local-config": "true"}
+API = "workloadidentity.nephio.org/v1alpha1"
+
+
+def _grants(with_smf: bool = True) -> list[dict]:
+    def grant(name, clients, secrets):
+        return {"apiVersion": API, "kind": "AccessGrant", "metadata": {"name": name, "annotations": LOCAL},
+                "spec": {"clients": clients, "secrets": secrets}}
+    out = [grant("upf-edge01", [{"spiffeID": UPF}], [{"mount": "secret", "path": "upf/edge01/*",
+                                                      "capabilities": ["read"]}]),
+           grant("edge01-observability", [{"spiffeIDPrefix": f"spiffe://{TD}/cluster/edge01/"}],
+                 [{"mount": "secret", "path": "observability/push/edge01/*", "capabilities": ["read"]}])]
+    if with_smf:
+        out.append(grant("smf-regional", [{"spiffeID": SMF}], [{"mount": "secret", "path": "smf/*",
+                                                                "capabilities": ["read", "write", "list"]}]))
+    return out
+
+
+def _write_package(pkg, issuer, address: str, with_smf: bool = True) -> None:
+    import yaml
+    pkg.mkdir(parents=True, exist_ok=True)
+    (pkg / "Kptfile").write_text(yaml.safe_dump({
+        "apiVersion": "kpt.dev/v1", "kind": "Kptfile", "metadata": {"name": pkg.name, "annotations": LOCAL},
+        "pipeline": {"mutators": [{"name": "grant-access", "image": "ghcr.io/spiffe-kpt/access:v0.1.0"}],
+                     "validators": [{"name": "validate", "image": "ghcr.io/spiffe-kpt/validator:v0.1.0"}]}}))
+    ctx = {"apiVersion": API, "kind": "IdentityContext", "metadata": {"name": "identity-context", "annotations": LOCAL},
+           "spec": {"trustDomain": TD, "clusterName": "mgmt", "idFormat": "cluster",
+                    "jwtIssuer": {"url": issuer.url, "certificateAuthority": issuer.ca_pem},
+                    "access": {"secrets": {"address": address, "caConfigMap": "openbao-ca", "x509Login": True}}}}
+    (pkg / "cluster-context.yaml").write_text(yaml.safe_dump(ctx))
+    (pkg / "secrets-access.yaml").write_text(yaml.safe_dump_all(_grants(with_smf)))
+
+
+def _render(pkg) -> list[dict]:
+    from tests.pkgtools import kpt_render
+    r = kpt_render(pkg)
+    assert r.exit_code == 0, r.stderr
+    return cluster_objects(pkg)
+
+
+def _apply_as_the_readme_says(kube, s: SecretsServer, objs: list[dict], tmp_path, n: int) -> dict:
+    """`kpt live apply` of the rendered objects (here: server-side apply to the test apiserver),
+    then the Job's container as the kubelet would run it: the same argv, the ConfigMap's plan,
+    a projected service-account token of the Job's account (audience and lifetime of the Job's
+    projected volume) minted by the apiserver, the CA ConfigMap and the spire-bundle ConfigMap
+    mounted where the Job says. There is no kubelet in this tier, so the process is started here."""
+    import json
+    import subprocess
+    import sys
+
+    from .rendered import apply_order, to_yaml
+    kube.apply_manifests(to_yaml(apply_order(objs)))
+    job = next(o for o in objs if o["kind"] == "Job")
+    ns = job["metadata"]["namespace"]
+    pod = job["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    assert c["command"] == ["python3", "-S", "-m", "spiffe_kpt.access.openbao_apply"]
+    root = tmp_path / f"pod-{n}"
+    paths = {}
+    vols = {v["name"]: v for v in pod["volumes"]}
+    for m in c["volumeMounts"]:
+        d = root / m["mountPath"].lstrip("/")
+        d.mkdir(parents=True)
+        paths[m["mountPath"]] = d
+        v = vols[m["name"]]
+        if "configMap" in v:
+            got = json.loads(kube.kubectl("get", "configmap", v["configMap"]["name"], "-n", ns, "-o", "json").stdout)
+            items = v["configMap"].get("items") or [{"key": k, "path": k} for k in got["data"]]
+            for it in items:
+                (d / it["path"]).write_text(got["data"][it["key"]])
+        else:
+            src = v["projected"]["sources"][0]["serviceAccountToken"]
+            tok = kube.kubectl("create", "token", pod["serviceAccountName"], "-n", ns,
+                               f"--audience={src['audience']}", f"--duration={src['expirationSeconds']}s").stdout
+            (d / src["path"]).write_text(tok.strip())
+    args = list(c["args"])
+    for mount, d in paths.items():
+        args = [a.replace(mount, str(d)) for a in args]
+    p = subprocess.run([sys.executable, "-m", "spiffe_kpt.access.openbao_apply", *args],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def _bootstrap(s: SecretsServer, kube, applier_policy: str) -> None:
+    """The README's one-time bootstrap (an operator with an admin token): KV v2 at secret/, the
+    Kubernetes auth method for the management cluster, the applier's policy and role."""
+    s.request("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
+    kube.ensure_namespace("vault")
+    kube.ensure_service_account("vault", "token-reviewer")
+    kube.kubectl("create", "clusterrolebinding", "vault-token-reviewer", "--clusterrole=system:auth-delegator",
+                 "--serviceaccount=vault:token-reviewer", check=False)
+    reviewer = kube.kubectl("create", "token", "token-reviewer", "-n", "vault", "--duration=3600s").stdout.strip()
+    s.request("POST", "sys/auth/kubernetes", {"type": "kubernetes"})
+    s.request("POST", "auth/kubernetes/config", {"kubernetes_host": kube.server,
+                                                 "kubernetes_ca_cert": kube.ca_path.read_text(),
+                                                 "token_reviewer_jwt": reviewer, "disable_local_ca_jwt": True})
+    s.request("PUT", "sys/policies/acl/spiffe-kpt-openbao-applier", {"policy": applier_policy})
+    s.request("POST", "auth/kubernetes/role/spiffe-kpt-openbao-applier", {
+        "bound_service_account_names": ["spiffe-kpt-openbao-applier"],
+        "bound_service_account_namespaces": ["spire-system"], "audience": "openbao-applier",
+        "token_policies": ["spiffe-kpt-openbao-applier"], "token_ttl": "5m"})
+    # something the applier does not own, which must survive its pruning
+    s.request("PUT", "sys/policies/acl/ops-admin", {"policy": 'path "secret/*" { capabilities = ["read"] }'})
+
+
+def _jwt_login(s: SecretsServer, role: str, jwt: str) -> tuple[int, str]:
+    status, out = s.raw("POST", f"auth/{JWT_MOUNT}/login", {"role": role, "jwt": jwt}, token=None)
+    return status, (out or {}).get("auth", {}).get("client_token", "") if status == 200 else str(out)
+
+
+def _access(s: SecretsServer, token: str) -> dict[str, int]:
+    """HTTP status of read / write / list on each secret area with ``token``."""
+    out = {}
+    for area in ("upf/edge01", "upf/edge02", "smf", "observability/push/edge01", "observability/push/edge02"):
+        out[f"read {area}"] = s.raw("GET", f"secret/data/{area}/key", token=token)[0]
+        out[f"write {area}"] = s.raw("POST", f"secret/data/{area}/key", {"data": {"v": "x"}}, token=token)[0]
+        out[f"list {area}"] = s.raw("LIST", f"secret/metadata/{area}", token=token)[0]
+    return out
+
+
+def _expect(allowed: set[str]) -> dict[str, int]:
+    areas = ("upf/edge01", "upf/edge02", "smf", "observability/push/edge01", "observability/push/edge02")
+    return {f"{op} {a}": (200 if f"{op} {a}" in allowed else 403) for a in areas for op in ("read", "write", "list")}
+
+
+def test_rendered_secrets_access_with_real_svids(oidc_issuer, kube, real_stack, tmp_path):
+    import time
+
+    from spiffe_kpt.access import openbao
+    oi, s = oidc_issuer, SecretsServer(real_stack)
+    pkg = tmp_path / "mgmt-secrets"
+    _write_package(pkg, oi, s.address)
+    objs = _render(pkg)
+    cm = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == openbao.CONFIGMAP)
+    _bootstrap(s, kube, cm["data"]["applier-policy.hcl"])
+    # the secrets, written by an operator
+    for area in ("upf/edge01", "upf/edge02", "smf", "observability/push/edge01", "observability/push/edge02"):
+        s.request("POST", f"secret/data/{area}/key", {"data": {"v": area}})
+    # the ConfigMaps the Job mounts: the server's CA (operator) and the trust bundle (SPIRE's
+    # BundlePublisher writes spire-bundle; here the issuer's server publishes to this apiserver)
+    kube.ensure_namespace("spire-system")
+    kube.kubectl("create", "configmap", "openbao-ca", "-n", "spire-system", f"--from-file=ca.crt={s.ca_path}",
+                 check=False)
+    wait_bundle = oi.server.bundle_pem()
+    from .stack import wait_until
+    wait_until(lambda: _cm_key(kube, "spire-system", "spire-bundle", "bundle.crt") == wait_bundle, 60,
+               "the spire-bundle ConfigMap with the issuer's bundle")
+
+    done = _apply_as_the_readme_says(kube, s, objs, tmp_path, 1)
+    assert set(done["enabled"]) == {JWT_MOUNT, CERT_MOUNT}
+    assert set(done["policies"]) == {"spiffe-kpt-grant-upf-edge01", "spiffe-kpt-grant-smf-regional",
+                                     "spiffe-kpt-grant-edge01-observability"}
+    # the server holds exactly the rendered bodies
+    role = s.request("GET", f"auth/{JWT_MOUNT}/role/upf-edge01")["data"]
+    assert role["bound_subject"] == UPF and role["bound_audiences"] == [AUDIENCE] and role["user_claim"] == "sub"
+    assert role["token_ttl"] == 300
+    glob_role = s.request("GET", f"auth/{JWT_MOUNT}/role/edge01-observability")["data"]
+    assert glob_role["bound_claims"] == {"sub": [f"spiffe://{TD}/cluster/edge01/*"]}
+    assert glob_role["bound_claims_type"] == "glob"
+
+    # --- JWT-SVIDs from the agent's Workload API
+    st, upf_tok = _jwt_login(s, "upf-edge01", oi.jwt_svid(UPF, AUDIENCE))
+    assert st == 200, upf_tok
+    assert _access(s, upf_tok) == _expect({"read upf/edge01"})
+    st, smf_tok = _jwt_login(s, "smf-regional", oi.jwt_svid(SMF, AUDIENCE))
+    assert st == 200, smf_tok
+    assert _access(s, smf_tok) == _expect({"read smf", "write smf", "list smf"})
+    # the prefix grant (bound_claims glob): any ID under cluster/edge01/, and only those
+    st, probe_tok = _jwt_login(s, "edge01-observability", oi.jwt_svid(PROBE, AUDIENCE))
+    assert st == 200, probe_tok
+    assert _access(s, probe_tok) == _expect({"read observability/push/edge01"})
+    assert _jwt_login(s, "edge01-observability", oi.jwt_svid(SMF, AUDIENCE))[0] in (400, 403)
+    # an ID granted nothing, or a role of another grant: no login
+    assert _jwt_login(s, "upf-edge01", oi.jwt_svid(OTHER, AUDIENCE))[0] in (400, 403)
+    assert _jwt_login(s, "smf-regional", oi.jwt_svid(UPF, AUDIENCE))[0] in (400, 403)
+    # a token for another audience (the Kubernetes API's) cannot log in
+    st, msg = _jwt_login(s, "upf-edge01", oi.jwt_svid(UPF, "kubernetes:mgmt"))
+    assert st in (400, 403) and "aud" in msg.lower(), msg
+    # an expired one cannot either (minted with a 1 s TTL; leeways are 5 s)
+    expired = oi.mint_jwt(UPF, AUDIENCE, ttl="1s")
+    time.sleep(12)
+    st, msg = _jwt_login(s, "upf-edge01", expired)
+    assert st in (400, 403) and "expired" in msg.lower(), msg
+
+    # --- X.509-SVIDs: the cert auth method, the trust bundle from the spire-bundle ConfigMap
+    for sid, role_name, allowed in ((UPF, "upf-edge01", {"read upf/edge01"}),
+                                    (SMF, "smf-regional", {"read smf", "write smf", "list smf"})):
+        d = tmp_path / f"x509-{role_name}"
+        d.mkdir()
+        oi.server.cli("x509", "mint", "-spiffeID", sid, "-write", d)
+        cert = (d / "svid.pem", d / "key.pem")
+        st, out = s.raw("POST", f"auth/{CERT_MOUNT}/login", {"name": role_name}, token=None, client_cert=cert)
+        assert st == 200, out
+        assert _access(s, out["auth"]["client_token"]) == _expect(allowed)
+        # the UPF's certificate is not the SMF's role's
+    st, _ = s.raw("POST", f"auth/{CERT_MOUNT}/login", {"name": "smf-regional"}, token=None,
+                  client_cert=(tmp_path / "x509-upf-edge01" / "svid.pem", tmp_path / "x509-upf-edge01" / "key.pem"))
+    assert st in (400, 403)
+
+    # --- remove the SMF's grant, re-render, re-apply: its role and policy are gone
+    _write_package(pkg, oi, s.address, with_smf=False)
+    objs2 = _render(pkg)
+    job1 = next(o["metadata"]["name"] for o in objs if o["kind"] == "Job")
+    job2 = next(o["metadata"]["name"] for o in objs2 if o["kind"] == "Job")
+    assert job1 != job2  # a changed plan is a new Job
+    done = _apply_as_the_readme_says(kube, s, objs2, tmp_path, 2)
+    assert done["deletedRoles"] == [f"{CERT_MOUNT}/smf-regional", f"{JWT_MOUNT}/smf-regional"] or \
+        sorted(done["deletedRoles"]) == sorted([f"{CERT_MOUNT}/smf-regional", f"{JWT_MOUNT}/smf-regional"])
+    assert done["deletedPolicies"] == ["spiffe-kpt-grant-smf-regional"]
+    # the token issued before is revoked in effect at once (its policy is gone) ...
+    assert _access(s, smf_tok) == _expect(set())
+    # ... and no new login
+    assert _jwt_login(s, "smf-regional", oi.jwt_svid(SMF, AUDIENCE))[0] in (400, 403)
+    # the other grants still work, and what the applier does not own is untouched
+    assert _access(s, upf_tok) == _expect({"read upf/edge01"})
+    assert "ops-admin" in s.request("LIST", "sys/policies/acl")["data"]["keys"]
+    assert "kubernetes/" in s.request("GET", "sys/auth")["data"]
+
+    # --- a JWT-SVID of another trust domain (its own SPIRE and issuer) cannot log in
+    from .oidc import start_oidc_issuer
+    other = start_oidc_issuer(real_stack, kube, tmp_path / "partner", trust_domain="partner.operator.net",
+                              name="partner")
+    foreign = other.mint_jwt("spiffe://partner.operator.net/cluster/edge01/ns/free5gc-upf/sa/upf-edge01",
+                             AUDIENCE)
+    for role_name in ("upf-edge01", "edge01-observability"):
+        st, msg = _jwt_login(s, role_name, foreign)
+        assert st in (400, 403), msg
+
+
+def _cm_key(kube, ns: str, name: str, key: str) -> str | None:
+    import json
+    p = kube.kubectl("get", "configmap", name, "-n", ns, "-o", "json", check=False)
+    if p.returncode != 0:
+        return None
+    return (json.loads(p.stdout).get("data") or {}).get(key)
