@@ -35,7 +35,20 @@ def workload(i: int, namespaces: int = 10, rules: bool = False) -> list[dict[str
             {"name": "pfcp", "from": [{"identity": f"nf-{i - 1}"}], "ports": [{"port": "pfcp"}]},
             {"name": "sbi", "from": [{"identity": f"nf-{i - 1}"}] + ([{"identity": "nf-0"}] if i > 1 else []),
              "ports": [{"port": 8080, "protocol": "TCP"}]}]
+    if rules and i > 0 and access_api():
+        # And an API grant per workload (spiffe-access): the previous one may read its ConfigMap.
+        grant = {"apiVersion": "workloadidentity.nephio.org/v1alpha1", "kind": "AccessGrant",
+                 "metadata": {"name": f"{name}-config", "annotations": dict(LOCAL)},
+                 "spec": {"clients": [{"identity": f"nf-{i - 1}"}],
+                          "kubernetes": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"],
+                                          "resourceNames": [name], "namespaces": [ns]}]}}
+        return [deploy, wi, grant]
     return [deploy, wi]
+
+
+def access_api() -> bool:
+    """Whether this version has AccessGrant (spiffe-access)."""
+    return (Path(__file__).resolve().parent.parent / "schemas" / "AccessGrant.json").is_file()
 
 
 def rules_api() -> bool:
@@ -50,7 +63,8 @@ def context(cluster: str = "edge-1", trust_domain: str = "telco.net", region: st
             "metadata": {"name": "identity-context", "annotations": dict(LOCAL)},
             "spec": {"trustDomain": trust_domain, "clusterName": cluster, "region": region, "idFormat": "cluster",
                      **({"className": "spiffe-kpt", "policy": {"backends": ["istio", "networkpolicy"]}}
-                        if rules_api() else {})}}
+                        if rules_api() else {}),
+                     **({"jwtIssuer": {"url": f"https://oidc.{trust_domain}"}} if access_api() else {})}}
 
 
 def items(n: int, rules: bool = False) -> list[dict[str, Any]]:

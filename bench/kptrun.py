@@ -23,7 +23,7 @@ from spiffe_kpt.krm import yamlio
 
 TIME = "/usr/bin/time"
 # The order the one-step chain runs them in (spiffe_kpt.hydrate), validator last.
-CHAIN = ("spiffe-specializer", "spiffe-attestation", "spiffe-registration", "spiffe-authorization")
+CHAIN = ("spiffe-specializer", "spiffe-attestation", "spiffe-registration", "spiffe-authorization", "spiffe-access")
 VALIDATOR = "spiffe-validator"
 
 

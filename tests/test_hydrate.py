@@ -1,8 +1,8 @@
 """spiffe-hydrate is the chain in one step: the real kpt renders every example both ways and the
 packages, results and exit codes must be the same.
 
-Copy A runs the five functions as separate pipeline steps (specializer, attestation,
-registration, authorization as mutators; validator as validator), copy B runs only
+Copy A runs the six functions as separate pipeline steps (specializer, attestation,
+registration, authorization, access as mutators; validator as validator), copy B runs only
 spiffe-hydrate. Everything kpt writes must be equal except the Kptfile's pipeline itself.
 """
 
@@ -18,7 +18,8 @@ from spiffe_kpt.krm import yamlio
 from .pkgtools import EXAMPLES, copy_package, kpt_render
 
 IMG = "ghcr.io/spiffe-kpt/{}:v0.1.0"
-CHAIN = {"mutators": [{"image": IMG.format(f)} for f in ("specializer", "attestation", "registration", "authorization")],
+CHAIN = {"mutators": [{"image": IMG.format(f)}
+                      for f in ("specializer", "attestation", "registration", "authorization", "access")],
          "validators": [{"image": IMG.format("validator")}]}
 ONE_STEP = {"mutators": [{"image": IMG.format("hydrate")}]}
 

@@ -233,7 +233,7 @@ def read_grants(rl: ResourceList, res: Resolution, results: list[Result]) -> Gra
     known_issuers = issuers(ctx) if ctx.ref is not None and not ctx.invalid else {}
     seen: dict[str, ResourceRef] = {}
     for obj in out.objects:
-        schema_errors = schema_results(ACCESS_GRANT, obj)
+        schema_errors = schema_results(ACCESS_GRANT, obj, once=True)
         if schema_errors:
             results.extend(schema_errors)
             continue
