@@ -97,6 +97,7 @@ VERSIONS.update({name: PORCH_VERSION for name in PORCH_PACKAGES})
 # resolve to the published versions v1.14.8 requires (api v1.9.2, sdk v0.9.2,
 # api/auth/approle v0.1.0, api/auth/userpass v0.1.0, api/auth/kubernetes v0.4.1).
 VAULT_VERSION = "v1.14.8"
+VAULT_SDK_VERSION = "v0.11.0"
 VERSIONS["vault"] = VAULT_VERSION
 # --- end secrets manager ------------------------------------------------------
 
@@ -318,7 +319,13 @@ def _build_porch(out: Path) -> None:
 def _build_vault(out: Path) -> None:
     # No UI (built only with the `ui` build tag) and no CGO; vault's own go.sum seeds the
     # wrapper's (see _seed_go_sum).
-    _wrapper_build({"github.com/hashicorp/vault": VAULT_VERSION}, {"github.com/hashicorp/vault": out})
+    # The published sdk v0.9.2 that v1.14.8 requires predates code the release's own ./sdk has
+    # (physical.FencingHABackend, logical.CtxKeyRequestRole, logical.ContextOriginalBodyValue:
+    # "undefined" at compile time); sdk v0.10.2 lacks the last; v0.11.0 has all (MPL-2.0). It is
+    # required directly (not a replace), so its own requirements join the module graph instead
+    # of Go resolving the packages it imports to their latest versions.
+    _wrapper_build({"github.com/hashicorp/vault": VAULT_VERSION, "github.com/hashicorp/vault/sdk": VAULT_SDK_VERSION},
+                   {"github.com/hashicorp/vault": out})
 
 
 def porch_source() -> Path:
