@@ -94,8 +94,9 @@ VERSIONS.update({name: PORCH_VERSION for name in PORCH_PACKAGES})
 # "Mozilla Public License, version 2.0"; 1.15.0 and the later 1.14.x patches are BUSL-1.1).
 # Its go.mod replaces its nested modules (api, api/auth/*, sdk) with ./ directories, which
 # `go install` refuses; a wrapper module ignores those replaces, and the nested modules
-# resolve to the published versions v1.14.8 requires (api v1.9.2, sdk v0.9.2,
-# api/auth/approle v0.1.0, api/auth/userpass v0.1.0, api/auth/kubernetes v0.4.1).
+# resolve to published versions: those v1.14.8 requires (api v1.9.2, api/auth/approle v0.1.0,
+# api/auth/userpass v0.1.0, api/auth/kubernetes v0.4.1), except the sdk (v0.11.0, see
+# _build_vault).
 VAULT_VERSION = "v1.14.8"
 VAULT_SDK_VERSION = "v0.11.0"
 VERSIONS["vault"] = VAULT_VERSION
