@@ -97,9 +97,18 @@ VERSIONS.update({name: PORCH_VERSION for name in PORCH_PACKAGES})
 # resolve to published versions: those v1.14.8 requires (api v1.9.2, api/auth/approle v0.1.0,
 # api/auth/userpass v0.1.0, api/auth/kubernetes v0.4.1), except the sdk (v0.11.0, see
 # _build_vault).
+#
+# NOT REGISTERED in VERSIONS/BUILDERS (so .ci/run does not spend an hour on a build that fails):
+# no published sdk matches the release's own ./sdk. With the sdk v0.9.2 v1.14.8 requires, the
+# compile fails on physical.FencingHABackend, logical.CtxKeyRequestRole and
+# logical.ContextOriginalBodyValue ("undefined"); sdk v0.10.2 lacks ContextOriginalBodyValue;
+# with sdk v0.11.0, vault/eventbus fails ("*pluginEventBus does not implement
+# logical.EventSender (missing method SendEvent)"). Next step: the sdk module at the v1.14.8
+# release commit as a pseudo-version (if the proxy serves it), or a Vault release whose
+# required sdk is published (check its LICENSE: MPL-2.0 ends with 1.14.x), then add
+# VERSIONS["vault"] and BUILDERS["vault"] = _build_vault and run tests/real/pending_secrets.py.
 VAULT_VERSION = "v1.14.8"
 VAULT_SDK_VERSION = "v0.11.0"
-VERSIONS["vault"] = VAULT_VERSION
 # --- end secrets manager ------------------------------------------------------
 
 GO_HELP = (
@@ -345,7 +354,6 @@ BUILDERS = {
     "kube-apiserver": _build_kube_apiserver,
     "kube-score": _build_kube_score,
     **{name: _build_porch for name in PORCH_PACKAGES},
-    "vault": _build_vault,
 }
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""The secrets manager (issue 17), run for real.
+"""The secrets manager (issue 17), run for real: WRITTEN, NOT YET RUN.
+
+Not collected by pytest (the file name does not start with test_): the server binary cannot be
+built yet (see the VAULT_VERSION note in binaries.py: no published Vault sdk matches v1.14.8's
+own). Once ``binaries.ensure("vault")`` works, rename this file to test_real_secrets.py, run it
+and fix what it finds; nothing here has been executed against a server.
 
 The server is the pinned Vault-compatible binary (``binaries.ensure("vault")``) on 127.0.0.1
 with TLS and file storage, initialized and unsealed by ``secretsmgr.SecretsServer``.
