@@ -248,3 +248,12 @@ def test_a_misspelled_secrets_setting_is_an_error_naming_it() -> None:
     es = errors(rl)
     assert es and any("kvMount" in (e.field_path + e.message) for e in es), [e.message for e in es]
     assert outputs(rl) == {}
+
+
+def test_a_context_awaiting_injection_is_not_asked_for_the_address_yet() -> None:
+    c = ctx()
+    c["spec"]["trustDomain"] = ""  # porch injects it (and may inject spec.access with it)
+    del c["spec"]["access"]
+    rl = run(grant("g", [{"spiffeID": f"spiffe://{MGMT}/ns/ops/sa/x"}], [rule("x/*", "read")]), context=c)
+    assert [e.message for e in errors(rl)] == []
+    assert outputs(rl) == {}
