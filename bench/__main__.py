@@ -17,8 +17,10 @@ growth plot to OUT/bench.png when matplotlib is installed: ``pip install -e '.[b
    own injected cluster context, references checked against the SMF and AMF rendered once;
 5. porch (full runs, or ``--only porch``; not in ``--quick`` by default, to keep CI cheap): a
    real porch v1.5.8 renders one package with ``hydrate`` vs a ``cat`` function mapped the same
-   way, and a PackageVariantSet fans the UPF out to N = 10, 50, 100 clusters (``--porch-sizes``);
-   peak memory of porch's processes. Needs ``python3 -m tests.real.binaries``.
+   way, and a PackageVariantSet fans the UPF out to N = 10, 50, 100 clusters (``--porch-sizes``;
+   ``--porch-hydrate-sizes`` with the blueprint's steps as one hydrate step), a fresh porch per
+   size; peak memory of porch's processes, PackageVariant reconciles. Needs
+   ``python3 -m tests.real.binaries``; ``python -m bench.porch_profile`` reads a kept stack's log.
 
 Ratios are measured in the same run with our render and the floor interleaved; quote them,
 not the single times (the machine is shared).
@@ -302,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=SECTIONS + OPT_IN, action="append", help="run only these sections")
     ap.add_argument("--porch-sizes", type=lambda s: [int(x) for x in s.split(",")],
                     help="PackageVariantSet fan-out sizes (default 10,50,100; 10 with --quick)")
+    ap.add_argument("--porch-hydrate-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[],
+                    help="fan-out sizes with the blueprint's five steps as one hydrate step (default none)")
     ap.add_argument("--out", type=Path, help="where bench.md/.json/.png go (default docs/, or a temporary "
                                              "directory with --quick so CI never rewrites the docs)")
     args = ap.parse_args(argv)
@@ -332,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         report["fleet"] = section_fleet(variants, sample)
     if "porch" in only:
         from . import porch
-        report["porch"] = porch.measure(args.porch_sizes or ([10] if q else [10, 50, 100]), runs)
+        report["porch"] = porch.measure(args.porch_sizes or ([10] if q else [10, 50, 100]), runs,
+                                        args.porch_hydrate_sizes)
         print(f"[bench] porch done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     if "scaling" in only and not report.get("plot"):
         report["plot_note"] = "matplotlib not installed (pip install -e '.[bench]'): no plot"

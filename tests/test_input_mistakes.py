@@ -65,7 +65,7 @@ def test_a_kind_like_none_lists_the_known_kinds() -> None:
     doc, code = run(items, "spiffe-validator")
     assert code == 1
     the_result(doc, "error", "Frobnicator", "x", "kind",
-               "IdentityContext, SpireDeployment, StaticIdentity, WorkloadIdentity")
+               "IdentityContext, SpireDeployment, StaticIdentity, TrustBundle, WorkloadIdentity")
 
 
 @pytest.mark.parametrize("api_version", ["workloadidentity.nephio.io/v1alpha1", "workloadidentity.nephio.org/v1",

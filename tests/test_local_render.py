@@ -116,7 +116,8 @@ def _repoint(pkg: Path, old: str, new: str | None) -> None:
     author would: a rule left without peers goes."""
     for f in _input_files(pkg):
         docs = _docs(f)
-        touched = False
+        touched = _repoint_grants(docs, lambda c: c.get("identity") == old,
+                                  (lambda c: {**c, "identity": new}) if new is not None else None)
         for d in docs:
             if not (isinstance(d, dict) and d.get("kind") == "WorkloadIdentity"):
                 continue
@@ -139,6 +140,29 @@ def _repoint(pkg: Path, old: str, new: str | None) -> None:
                 d["spec"][direction] = kept_rules
         if touched:
             _write_docs(f, docs)
+
+
+def _repoint_grants(docs: list[Any], names: Callable[[dict[str, Any]], bool],
+                    change: Callable[[dict[str, Any]], dict[str, Any]] | None) -> bool:
+    """The AccessGrant clients ``names`` selects changed (or dropped when ``change`` is None), as an
+    author would; a grant left without clients goes. Whether anything changed."""
+    touched = False
+    for i in reversed(range(len(docs))):
+        d = docs[i]
+        if not (isinstance(d, dict) and d.get("kind") == "AccessGrant"):
+            continue
+        clients = []
+        for c in d["spec"]["clients"]:
+            if names(c):
+                touched = True
+                if change is None:
+                    continue
+                c = change(c)
+            clients.append(c)
+        d["spec"]["clients"] = clients
+        if not clients:
+            del docs[i]
+    return touched
 
 
 def _rename_identity(pkg: Path) -> None:
@@ -178,7 +202,8 @@ def _drop_peer(pkg: Path) -> None:
         ref = peer.get("trustDomain") or peer.get("spiffeID") or peer.get("spiffeIDPrefix") or ""
         return ref == td or ref.startswith(f"spiffe://{td}/")
     for f in _input_files(pkg):
-        docs, changed = _docs(f), False
+        docs = _docs(f)
+        changed = _repoint_grants(docs, names_td, None)
         for d in docs:
             if not isinstance(d, dict) or d.get("kind") not in ("WorkloadIdentity", "StaticIdentity"):
                 continue
@@ -274,7 +299,7 @@ def test_in_place_removes_the_files_of_a_renamed_identity(tmp_path: Path) -> Non
     assert subprocess.run(["spiffe-kpt-render", "--in-place", str(pkg)], capture_output=True).returncode == 0
     old = pkg / "registration" / "clusterspiffeid-oran-smo.focom.yaml"
     assert old.is_file()
-    _edit(pkg, _is_wi, _rename)
+    _rename_identity(pkg)  # and FOCOM's access grant follows the rename
     proc = subprocess.run(["spiffe-kpt-render", "--in-place", str(pkg)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert not old.exists(), "two ClusterSPIFFEIDs would select the same pods"

@@ -8,7 +8,8 @@ Layers, from the edge inwards:
   nothing about YAML or kpt.
 - ``spiffe_kpt.api``: the project's input resources (WorkloadIdentity, IdentityContext),
   parsed from plain dicts into typed objects with field-path errors.
-- one sub-package per function (``specializer``, ``validator``, ...), each a thin glue module.
+- one sub-package per function (``specializer``, ``validator``, ...): the function in its
+  ``function.py``, re-exported by its ``__init__`` (``spiffe_kpt.lazy``), run by its ``__main__``.
 """
 
 API_GROUP = "workloadidentity.nephio.org"

@@ -216,7 +216,12 @@ def _exec_pipeline(nf: str) -> list[str]:
 
 @pytest.mark.parametrize("nf", NFS)
 def test_each_kptfile_runs_the_chain_with_authorization_after_registration(nf: str) -> None:
-    assert _exec_pipeline(nf) == FIVE_G_CORE_PIPELINE
+    # The UPF's package also grants the management cluster's scaler API access (spiffe-access,
+    # after authorization).
+    expected = list(FIVE_G_CORE_PIPELINE)
+    if nf == "upf":
+        expected.insert(expected.index("spiffe-authorization") + 1, "spiffe-access")
+    assert _exec_pipeline(nf) == expected
 
 
 def test_the_render_warns_only_where_an_address_is_the_whole_check_and_says_what_each_backend_leaves_out(

@@ -140,8 +140,10 @@ def node_binaries() -> dict[str, Path]:
 def node_cluster(node_binaries):
     """etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd and a
     kubelet (node ``node-1``), in a stack of their own; torn down at the end of the session
-    (pods killed, shims stopped, mounts and pod cgroups removed, or the teardown fails)."""
-    from .node import Node, apiserver_args
-    with Stack() as st:
+    (pods killed, shims stopped, mounts and pod cgroups removed, or the teardown fails).
+    Holds the machine's node lock (/tmp/spiffe-kpt-node.lock) for its whole life."""
+    from .node import Node, apiserver_args, node_lock
+    # one node tier per machine: a second run waits here (node.node_lock) for the first
+    with node_lock(), Stack() as st:
         k = st.kube(extra_args=apiserver_args())
         yield Node(st, k)

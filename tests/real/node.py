@@ -29,12 +29,15 @@ an error (and the temporary directory is kept for inspection).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -52,6 +55,46 @@ CGROUP_FS = Path("/sys/fs/cgroup")
 PODS_CGROUP = "kubepods"
 
 PAUSE_IMAGE = f"{images.REGISTRY}/pause:{binaries.VERSIONS['pause']}"
+
+# one node tier per machine: it binds fixed ports (the kubelet's 10250, the rendered
+# spire-server's 8081 on the host network...) and owns the "kubepods" cgroups, so a
+# second run waits on this lock instead of fighting the first one over them
+NODE_LOCK = Path("/tmp/spiffe-kpt-node.lock")
+
+
+@contextlib.contextmanager
+def node_lock(path: Path = NODE_LOCK, poll: float = 5.0) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` for the body's life.
+
+    While another process holds it, say so on the terminal (who holds it, since when)
+    and keep waiting: two node tiers on one machine run one after the other.  The lock
+    goes with the file descriptor, so a run that dies releases it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = Path(path).read_text().strip() or "another process"
+            start = time.monotonic()
+            # written to the real stderr: pytest captures the fixture's output
+            print(f"\nnode tier: {path} is held by {holder}; another node tier runs on this "
+                  f"machine (fixed ports 10250, 8081...): waiting for it to finish", file=sys.__stderr__,
+                  flush=True)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    time.sleep(poll)
+            print(f"node tier: got {path} after {time.monotonic() - start:.0f} s", file=sys.__stderr__,
+                  flush=True)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:200]}) since "
+                      f"{time.strftime('%H:%M:%S', time.gmtime())} UTC\n".encode(), 0)
+        yield
+    finally:
+        # unlocked by closing the descriptor (also when the process dies)
+        os.close(fd)
 
 
 def apiserver_args() -> tuple[str, ...]:

@@ -40,6 +40,7 @@ What is rewritten, and why:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,8 @@ UPSTREAM_IMAGES = {
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
 KUBELET_DIR = "/var/lib/kubelet"
 AGENT_SOCKET_DIR = "/run/spire/agent-sockets"
+# the downstream package's upstream agent keeps its socket apart from the edge agent's
+UPSTREAM_AGENT_SOCKET_DIR = "/run/spire/upstream-agent-sockets"
 
 
 def _repo(image: str) -> str:
@@ -102,7 +105,12 @@ def diff_objects(before: list[dict], after: list[dict]) -> dict[str, tuple[Any, 
     a = {object_key(o): o for o in before}
     b = {object_key(o): o for o in after}
     if set(a) != set(b):
-        raise AssertionError(f"objects added/removed by the rewrite: {set(a) ^ set(b)}")
+        # objects renamed by the rewrite (the nested topology's root_aside): ``after`` is
+        # ``before`` rewritten in place, so the objects pair by position, keyed by the
+        # rendered name; the new name and namespace are leaves of the diff
+        if [o["kind"] for o in before] != [o["kind"] for o in after]:
+            raise AssertionError(f"objects added/removed by the rewrite: {set(a) ^ set(b)}")
+        b = {object_key(x): y for x, y in zip(before, after)}
     out: dict[str, tuple[Any, Any]] = {}
     for k in sorted(a):
         la, lb = leaves(a[k]), leaves(b[k])
@@ -154,7 +162,7 @@ def rewrite_images(o: dict, images: dict[str, str]) -> None:
 def rewrite_host_paths(o: dict, prefix: Path) -> None:
     """Node hostPaths (and container paths that must equal them) -> under ``prefix``."""
     def moved(path: str) -> str:
-        for host in (KUBELET_DIR, AGENT_SOCKET_DIR):
+        for host in (KUBELET_DIR, AGENT_SOCKET_DIR, UPSTREAM_AGENT_SOCKET_DIR):
             if path == host or path.startswith(host + "/"):
                 return str(prefix) + path
         return path
@@ -212,8 +220,10 @@ def rewrite_config_map(o: dict, key: str, changes: dict[str, Any]) -> None:
 
 
 def for_node(objs: list[dict], *, images: dict[str, str], host_prefix: Path,
-             apiserver_port: int) -> tuple[list[dict], dict[str, tuple[Any, Any]]]:
-    """The rendered objects as this node runs them, and the diff (rendered -> applied)."""
+             apiserver_port: int, extra: Callable[[dict], None] | None = None,
+             ) -> tuple[list[dict], dict[str, tuple[Any, Any]]]:
+    """The rendered objects as this node runs them, and the diff (rendered -> applied).
+    ``extra`` rewrites each object further (the nested topology's, below)."""
     out = copy.deepcopy(objs)
     for o in out:
         labels = (o.get("metadata") or {}).get("labels") or {}
@@ -237,6 +247,8 @@ def for_node(objs: list[dict], *, images: dict[str, str], host_prefix: Path,
                     addr = yaml.safe_load(text).get("health", {}).get("healthProbeBindAddress", "")
                     if addr.startswith(":"):
                         rewrite_config_map(o, key, {"health.healthProbeBindAddress": LOOPBACK + addr})
+        if extra is not None:
+            extra(o)
     return out, diff_objects(objs, out)
 
 
@@ -292,3 +304,103 @@ def workload_rewrite_paths(o: dict, *, jwt_audience: str = "") -> set[str]:
         if jwt_audience:
             paths |= {f"{p}.env[JWT_AUDIENCE].name", f"{p}.env[JWT_AUDIENCE].value"}
     return paths
+
+
+# ---------------------------------------------------------------------------
+# the nested topology on one node: the root beside the downstream server
+# ---------------------------------------------------------------------------
+# The root and a downstream server are rendered for different clusters and share every
+# name (Namespace spire-server, StatefulSet spire-server, ClusterRole spire-server, ...) and
+# every port (8081, 8080, 8083) of the host network.  On this one cluster and node the
+# root is moved aside; the downstream package and the edge's agent keep their rendered
+# names, and only what points at the root follows it.
+
+ROOT_NS = "spire-root"
+ROOT_PORTS = {"server": (8081, 18081), "health": (8080, 18080), "controller": (8083, 18083)}
+UPSTREAM_AGENT_HEALTH = (9982, 19982)  # the edge agent's health port is 9982 too
+ROOT_NAMES = {  # cluster-scoped and spire-system names the downstream package renders too
+    ("ClusterRole", "spire-server"): "spire-root-server",
+    ("ClusterRole", "spire-controller-manager"): "spire-root-controller-manager",
+    ("Role", "spire-server-bundle-publisher"): "spire-root-bundle-publisher",
+}
+
+
+def _renamed(kind: str, name: str) -> str:
+    return ROOT_NAMES.get((kind, name), name)
+
+
+def root_aside(o: dict, rendered_ns: str = "spire-server") -> None:
+    """One object of the rendered root package, moved out of the downstream's way:
+    namespace ``spire-server`` -> :data:`ROOT_NS` (the Namespace, every namespaced object,
+    RBAC subjects), the names in :data:`ROOT_NAMES` (and the bindings' names and roleRefs),
+    the Role of the root's own BundlePublisher from spire-system (where the downstream's
+    publisher has the same Role) to :data:`ROOT_NS` with the ConfigMap it writes there, and
+    the ports of :data:`ROOT_PORTS`."""
+    md = o["metadata"]
+    kind = o["kind"]
+    if kind == "Namespace" and md["name"] == rendered_ns:
+        md["name"] = ROOT_NS
+        # the apiserver sets this label to the name; the rendered one says spire-server
+        md["labels"]["kubernetes.io/metadata.name"] = ROOT_NS
+    if md.get("namespace") == rendered_ns:
+        md["namespace"] = ROOT_NS
+    if kind in ("Role", "RoleBinding") and md.get("name") == "spire-server-bundle-publisher":
+        md["namespace"] = ROOT_NS
+    role_kind = {"ClusterRoleBinding": "ClusterRole", "RoleBinding": "Role"}.get(kind)
+    md["name"] = _renamed(role_kind or kind, md["name"])
+    if role_kind:
+        o["roleRef"]["name"] = _renamed(o["roleRef"]["kind"], o["roleRef"]["name"])
+        for sub in o.get("subjects", []):
+            if sub.get("namespace") == rendered_ns:
+                sub["namespace"] = ROOT_NS
+    for spec in _pod_specs(o):
+        for c in _containers(spec):
+            for port in c.get("ports", []):
+                for old, new in ROOT_PORTS.values():
+                    if port["containerPort"] == old:
+                        port["containerPort"] = new
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                get = (c.get(probe) or {}).get("httpGet") or {}
+                if get.get("port") == ROOT_PORTS["controller"][0]:
+                    get["port"] = ROOT_PORTS["controller"][1]
+
+
+def root_aside_configs(o: dict, agents_ns: str = "spire-system") -> None:
+    """The root's server.conf and controller configs follow :func:`root_aside`."""
+    data = o.get("data") or {}
+    if "server.conf" in data:
+        text = data["server.conf"]
+        changes: dict[str, Any] = {"server.bind_port": ROOT_PORTS["server"][1],
+                                   "health_checks.bind_port": str(ROOT_PORTS["health"][1])}
+        clusters = hclconf.leaves(hclconf.parse(text))
+        for path, value in clusters.items():
+            if path.startswith('plugins.BundlePublisher["k8s_configmap"]') and path.endswith(".namespace") \
+                    and value == agents_ns and "spire-upstream-bundle" not in str(
+                        clusters.get(path.rsplit(".", 1)[0] + ".configmap_name")):
+                changes[path] = ROOT_NS
+        rewrite_config_map(o, "server.conf", changes)
+    for key, text in list(data.items()):
+        if key.endswith(".yaml") and "ControllerManagerConfig" in text:
+            addr = yaml.safe_load(text).get("health", {}).get("healthProbeBindAddress", "")
+            old, new = ROOT_PORTS["controller"]
+            if addr.endswith(f":{old}"):
+                rewrite_config_map(o, key, {"health.healthProbeBindAddress": f"{LOOPBACK}:{new}"})
+
+
+def upstream_to_root(o: dict) -> None:
+    """The downstream package's pointers at the root -> the root's moved port on loopback
+    (the upstream agent's server and the UpstreamAuthority), and the upstream agent's health
+    port off the edge agent's."""
+    data = o.get("data") or {}
+    if "server.conf" in data:
+        ua = 'plugins.UpstreamAuthority["spire"].plugin_data'
+        rewrite_config_map(o, "server.conf", {f"{ua}.server_address": LOOPBACK,
+                                              f"{ua}.server_port": str(ROOT_PORTS["server"][1])})
+    if "agent.conf" in data:
+        rewrite_config_map(o, "agent.conf", {"agent.server_port": ROOT_PORTS["server"][1],
+                                             "health_checks.bind_port": str(UPSTREAM_AGENT_HEALTH[1])})
+    if o["kind"] == "DaemonSet" and o["metadata"]["name"] == "spire-upstream-agent":
+        for c in _containers(o["spec"]["template"]["spec"]):
+            for port in c.get("ports", []):
+                if port["containerPort"] == UPSTREAM_AGENT_HEALTH[0]:
+                    port["containerPort"] = UPSTREAM_AGENT_HEALTH[1]

@@ -39,6 +39,9 @@ ETCD_PORT, ETCD_PEER_PORT = 2379, 2380
 APISERVER_PORT = 6443
 PORCH_PORT = 4443
 FUNCTION_RUNNER_PORT = 9445
+CONTROLLERS_METRICS_PORT = 9465  # not 9464: the function pod's exporter takes the default
+WRAPPER_SERVER_PORT = 9446  # porch's pod evaluator: the wrapper-server's port in a function pod
+MAX_GRPC_MESSAGE = 6 * 1024 * 1024  # the function runner's --max-request-body-size default
 GIT_PORT = 9418
 
 # The management cluster's own kinds porch injects from (minimal CRDs: the real ones belong to
@@ -82,24 +85,40 @@ class NetNS:
 class Porch:
     """The whole porch stack; see the module docstring."""
 
-    def __init__(self, stack: Stack, functions_dir: Path, env: dict[str, str] | None = None):
+    def __init__(self, stack: Stack, functions_dir: Path | None, env: dict[str, str] | None = None,
+                 repo_sync_frequency: str = "5s", function_pod_image: str | None = None):
+        """``functions_dir``: the exec function runner's functions and config (porch_exec).
+        ``function_pod_image``: instead of the function runner, porch talks to that image's
+        function as porch's pod evaluator runs it (see :meth:`_function_pod`)."""
         self.stack = stack
+        self.repo_sync_frequency = repo_sync_frequency
         self.dir = stack.subdir("porch")
         # porch's processes export OpenTelemetry metrics to localhost:4318 by default
         self.env = {"OTEL_SDK_DISABLED": "true", "OTEL_METRICS_EXPORTER": "none",
                     "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none", **(env or {})}
         bins = binaries.ensure_all(["etcd", "kube-apiserver", "porch-server", "porch-function-runner",
-                                    "porch-controllers"])
+                                    "porch-controllers",
+                                    *([binaries.PORCH_WRAPPER_SERVER] if function_pod_image else [])])
         self.ns = NetNS(stack)
         self._kube(bins["etcd"], bins["kube-apiserver"])
         self.source = binaries.porch_source()
         self.apply_objects(self._crds())
-        self._function_runner(bins["porch-function-runner"], functions_dir)
+        if function_pod_image:
+            self.runner_port = WRAPPER_SERVER_PORT
+            self._function_pod(bins[binaries.PORCH_WRAPPER_SERVER], function_pod_image)
+        else:
+            self.runner_port = FUNCTION_RUNNER_PORT
+            self._function_runner(bins["porch-function-runner"], functions_dir)
         self._porch_server(bins["porch-server"])
         self.controllers = self._spawn("porch-controllers", [
             bins["porch-controllers"], "--reconcilers=packagevariants,packagevariantsets"],
             env={"KUBECONFIG": str(self.kubeconfig), "ENABLE_PACKAGEVARIANTS": "true",
-                 "ENABLE_PACKAGEVARIANTSETS": "true"})
+                 "ENABLE_PACKAGEVARIANTSETS": "true",
+                 # controller-runtime's metrics (reconciles, work queue) through porch's
+                 # OpenTelemetry Prometheus exporter, inside the namespace only
+                 "OTEL_SDK_DISABLED": "false", "OTEL_METRICS_EXPORTER": "prometheus",
+                 "OTEL_EXPORTER_PROMETHEUS_HOST": LOOPBACK,
+                 "OTEL_EXPORTER_PROMETHEUS_PORT": str(CONTROLLERS_METRICS_PORT)})
         self.git_root = self.dir / "git"
         self.git_root.mkdir()
         self.git = self._spawn("git-daemon", [
@@ -174,13 +193,47 @@ class Porch:
                                check=False).returncode == 0,
                    60, "the function runner's port", proc=self.function_runner)
 
+    def _wait_port(self, port: int, what: str, proc: Proc) -> None:
+        wait_until(lambda: run(self.ns.argv(["bash", "-c", f"exec 3<>/dev/tcp/{LOOPBACK}/{port}"]),
+                               check=False).returncode == 0, 120, what, proc=proc)
+
+    def _function_pod(self, wrapper_bin: Path, image: str) -> None:
+        """The function container of a porch function pod, run by podman in the namespace.
+
+        Porch v1.5.8's pod evaluator (func/internal/podmanager.go) builds the pod as: an init
+        container copies ``wrapper-server`` from porch's wrapper-server image into an emptyDir at
+        /wrapper-server-tools; the function container runs the function's own image with command
+        /wrapper-server-tools/wrapper-server and args ``--port 9446 --max-request-body-size N --``
+        followed by the image's entrypoint (from its config), with the OTEL environment below.
+        Here the same binary, built from porch v1.5.8, is mounted at that path read-only (the
+        emptyDir's content) and the container shares the test's network namespace (the pod's
+        network); porch-server's function-runner address points at it.
+        """
+        entry = json.loads(run(["podman", "image", "inspect", image, "--format",
+                                "{{json .Config.Entrypoint}}"]).stdout) or []
+        if not entry:
+            entry = json.loads(run(["podman", "image", "inspect", image, "--format",
+                                    "{{json .Config.Cmd}}"]).stdout) or []
+        if not entry:
+            raise StackError(f"image {image} has neither an entrypoint nor a command")
+        name = f"spiffe-kpt-porch-fn-{self.stack.base.name}"
+        self.stack.cleanups.append(lambda: run(["podman", "rm", "--force", "--time=0", name], check=False))
+        self.function_runner = self._spawn("porch-function-pod", [
+            "podman", "run", "--rm", f"--name={name}", "--network=host", "--pull=never",
+            f"--volume={wrapper_bin}:/wrapper-server-tools/wrapper-server:ro",
+            "--env=OTEL_METRICS_EXPORTER=prometheus", "--env=OTEL_TRACES_EXPORTER=none",
+            "--env=OTEL_EXPORTER_PROMETHEUS_HOST=0.0.0.0",
+            "--entrypoint=/wrapper-server-tools/wrapper-server", image,
+            "--port", str(WRAPPER_SERVER_PORT), "--max-request-body-size", str(MAX_GRPC_MESSAGE), "--", *entry])
+        self._wait_port(WRAPPER_SERVER_PORT, "the function pod's wrapper-server", self.function_runner)
+
     def _porch_server(self, porch_bin: Path) -> None:
         self.porch_server = self._spawn("porch-server", [
             porch_bin, f"--kubeconfig={self.kubeconfig}",
-            f"--function-runner={LOOPBACK}:{FUNCTION_RUNNER_PORT}",
+            f"--function-runner={LOOPBACK}:{self.runner_port}",
             f"--cache-directory={self.dir / 'porch-cache'}", f"--cert-dir={self.dir / 'porch-certs'}",
             f"--secure-port={PORCH_PORT}", f"--bind-address={LOOPBACK}",
-            "--repo-sync-frequency=5s"])
+            f"--repo-sync-frequency={self.repo_sync_frequency}"])
         self.apply_objects([
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PORCH_NAMESPACE}},
             {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": PORCH_NAMESPACE},
@@ -266,7 +319,21 @@ class Porch:
                                .get("status", {}).get("conditions", [])),
                    120, f"Repository {name} Ready", proc=self.porch_server, interval=0.5)
 
-    # --- memory of porch's own processes (for the benchmark)
+    # --- porch's own processes (for the benchmark)
+    def controller_metrics(self, controller: str = "packagevariant") -> dict[str, float]:
+        """controller-runtime's reconcile count and time for one controller, summed over results."""
+        text = run(self.ns.argv(["curl", "-sf", "-m", "10",
+                                 f"http://{LOOPBACK}:{CONTROLLERS_METRICS_PORT}/metrics"]), check=False).stdout
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if f'controller="{controller}"' not in line or line.startswith("#"):
+                continue
+            name = line.split("{", 1)[0]
+            if name in ("controller_runtime_reconcile_total", "controller_runtime_reconcile_time_seconds_sum",
+                        "controller_runtime_reconcile_errors_total"):
+                out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+        return out
+
     def rss_kib(self) -> dict[str, int]:
         out = {}
         for p in (self.porch_server, self.function_runner, self.controllers):

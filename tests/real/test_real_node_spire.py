@@ -7,6 +7,7 @@ and cluster, and applied as rendered except for the rewrites of
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import json
@@ -14,14 +15,17 @@ import os
 import re
 import shutil
 import stat
+import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from ..pkgtools import kpt_render
+from . import jwtverify
 from . import noderendered as nr
 from .conftest import install_upstream_crds
 from .node import NODE_NAME, Node, import_images
@@ -159,7 +163,7 @@ def test_rendered_spire_server_runs_as_a_pod(spire_node: SpireOnNode):
         f"{sts}.hostNetwork": ("<absent>", True),
         _sts_path("spire-server", "image"): ("ghcr.io/spiffe/spire-server:1.13.3", s.images["spire-server"]),
         _sts_path("spire-controller-manager", "image"):
-            ("ghcr.io/spiffe/spire-controller-manager:0.6.4", s.images["spire-controller-manager"]),
+            ("ghcr.io/spiffe/spire-controller-manager:0.7.0", s.images["spire-controller-manager"]),
         f"{cm}/spire-server:data.server.conf:server.bind_address": ("0.0.0.0", LOOPBACK),
         f"{cm}/spire-server:data.server.conf:health_checks.bind_address": ("0.0.0.0", LOOPBACK),
         f"{cm}/spire-controller-manager:data.{s.cluster}.yaml:health.healthProbeBindAddress":
@@ -326,6 +330,21 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
         return False
 
 
+def jwt_audiences(wids: list[dict]) -> dict[tuple[str, str], str]:
+    """(kind, name) of a workload -> the JWT audience its pod asks a JWT-SVID for: the one
+    its rendered WorkloadIdentity declares in ``status.jwtAudiences`` (spiffe-access writes
+    it for every client of an AccessGrant: oran-focom-ims's FOCOM, ``kubernetes:smo-mgmt``,
+    the audience of the IMS cluster's API). The workload image asks for one audience."""
+    out = {}
+    for w in wids:
+        auds = (w.get("status") or {}).get("jwtAudiences") or []
+        if auds:
+            assert len(auds) == 1, (w["metadata"]["name"], auds)
+            ref = w["status"]["workloadRef"]
+            out[(ref["kind"], ref["name"])] = auds[0]
+    return out
+
+
 @pytest.fixture(scope="module")
 def workloads(agent_node: SpireOnNode):
     s = agent_node
@@ -334,10 +353,12 @@ def workloads(agent_node: SpireOnNode):
     image = s.images["svid-workload"]
     applied = [copy.deepcopy(o) for o in objs]
     expected_paths: set[str] = set()
+    audiences = jwt_audiences(s.wids)
     for o in applied:
         if o["kind"] in ("Deployment", "StatefulSet"):
-            expected_paths |= nr.workload_rewrite_paths(o)
-            nr.wire_workload(o, image)
+            aud = audiences.get((o["kind"], o["metadata"]["name"]), "")
+            expected_paths |= nr.workload_rewrite_paths(o, jwt_audience=aud)
+            nr.wire_workload(o, image, jwt_audience=aud)
     diff = nr.diff_objects(objs, applied)
     k.apply_manifests(to_yaml(apply_order(applied)), field_manager=f"kpt-{EXAMPLE}")
     # a decoy: same namespace and service account as the first workload, its selector
@@ -358,7 +379,7 @@ def workloads(agent_node: SpireOnNode):
         pods[st["spiffeID"]] = wait_ready_pods(s.node, st["namespace"], sel)[0]
     wait_ready_pods(s.node, w0["namespace"], ",".join(f"{key}={v}" for key, v in labels.items()))
     return {"pods": pods, "diff": diff, "expected_paths": expected_paths, "objs": objs,
-            "applied": applied, "decoy_ns": w0["namespace"]}
+            "applied": applied, "decoy_ns": w0["namespace"], "audiences": audiences}
 
 
 def _svid_report(s: SpireOnNode, pod: dict, timeout: float = 120) -> dict:
@@ -401,6 +422,56 @@ def test_example_workloads_get_their_spiffe_ids_through_the_csi_driver(agent_nod
         if dns:
             assert leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value \
                 .get_values_for_type(x509.DNSName) == dns
+
+
+def test_example_workload_gets_a_jwt_svid_for_its_audience(agent_node: SpireOnNode, workloads):
+    """The workload that declares ``jwtTTL`` (oran-focom-ims: focom, 5m) fetches, through
+    the CSI-mounted socket, a JWT-SVID for the audience its WorkloadIdentity declares (:func:`jwt_audiences`):
+    ``sub`` is its WorkloadIdentity's ``status.spiffeID``, ``aud`` exactly that audience,
+    ``exp - iat`` the declared jwtTTL, and the signature verifies with a JWT authority of
+    the server's trust bundle (``spire-server bundle show -format spiffe`` in the server
+    pod: the rendered BundlePublisher writes only the PEM X.509 roots, so the JWT keys are
+    read from the server itself; its X.509 part is checked equal to the published PEM)."""
+    s = agent_node
+    jwt_wids = [w for w in s.wids if (w["spec"].get("svid") or {}).get("jwtTTL")]
+    assert [w["metadata"]["name"] for w in jwt_wids] == ["focom"]  # the example as it is
+    # and the audience is the one the package declares for it, not one the test picks
+    assert workloads["audiences"] == {("Deployment", "focom"): "kubernetes:smo-mgmt"}, workloads["audiences"]
+    bundle = json.loads(s.server_cli("bundle", "show", "-format", "spiffe").stdout)
+    published = s.node.kube.core().read_namespaced_config_map("spire-bundle", AGENT_NS).data["bundle.crt"]
+    x509_keys = {base64.b64decode(k["x5c"][0]) for k in bundle["keys"] if k.get("use") == "x509-svid"}
+    assert x509_keys == {c.public_bytes(serialization.Encoding.DER)
+                         for c in x509.load_pem_x509_certificates(published.encode())}
+    assert jwtverify.jwt_keys(bundle), bundle
+    for w in jwt_wids:
+        st = w["status"]
+        ref = st["workloadRef"]
+        aud = workloads["audiences"][(ref["kind"], ref["name"])]
+        pod = workloads["pods"][st["spiffeID"]]
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+
+        def got(ns=ns, name=name):
+            reps = [r for r in _workload_reports(s.node, ns, name) if r.get("jwt") or r.get("jwtError")]
+            return reps[-1] if reps else None
+        rep = wait_until(got, 120, f"a JWT-SVID answer in the logs of {ns}/{name}", interval=2)
+        assert rep.get("jwt"), rep
+        header, claims = jwtverify.verify(rep["jwt"], bundle)
+        assert claims["sub"] == st["spiffeID"]
+        assert claims["aud"] in ([aud], aud), claims["aud"]
+        assert claims["exp"] - claims["iat"] == _seconds(w["spec"]["svid"]["jwtTTL"]), claims
+        assert claims["exp"] > time.time(), claims
+        # the check can fail: the same token with another subject does not verify
+        h64, _, sig = rep["jwt"].split(".")
+        forged = base64.urlsafe_b64encode(json.dumps({**claims, "sub": f"spiffe://{s.trust_domain}/x"})
+                                          .encode()).rstrip(b"=").decode()
+        with pytest.raises(jwtverify.JWTInvalid):
+            jwtverify.verify(f"{h64}.{forged}.{sig}", bundle)
+    # a workload without an audience asks for no JWT-SVID (the image's JWT_AUDIENCE unset)
+    for w in s.wids:
+        if w not in jwt_wids:
+            pod = workloads["pods"][w["status"]["spiffeID"]]
+            reps = _workload_reports(s.node, pod["metadata"]["namespace"], pod["metadata"]["name"])
+            assert reps and not any(r.get("jwt") or r.get("jwtError") for r in reps)
 
 
 def test_decoy_pod_gets_no_svid(agent_node: SpireOnNode, workloads):
@@ -467,7 +538,8 @@ def test_removing_a_workload_identity_removes_its_entry_and_svid(agent_node: Spi
     """The user deletes a WorkloadIdentity from the package, renders and applies again
     (pruning what the render no longer contains, as kpt live apply does with its
     inventory): its ClusterSPIFFEID goes, the controller manager deletes the entry, and
-    the pod stops getting the SVID."""
+    the pod stops getting the SVID. An AccessGrant naming it as a client must go too (the
+    render refuses a grant to an unknown identity), and with it the grant's RBAC."""
     s = agent_node
     gone = s.wids[0]
     gone_id = gone["status"]["spiffeID"]
@@ -475,24 +547,37 @@ def test_removing_a_workload_identity_removes_its_entry_and_svid(agent_node: Spi
     assert gone_id in {spiffe_id_str(e["spiffe_id"]) for e in _entries(s)}
 
     pkg = shutil.copytree(s.example_pkg, tmp_path / "pkg")
-    removed = 0
+    gone_name = gone["metadata"]["name"]
+
+    def names_gone(d) -> bool:
+        if not isinstance(d, dict):
+            return False
+        if d.get("kind") == "WorkloadIdentity":
+            return d["metadata"]["name"] == gone_name
+        # its grants: every client of the example's grant is this identity
+        return d.get("kind") == "AccessGrant" and all(
+            c.get("identity") == gone_name for c in (d.get("spec") or {}).get("clients") or [])
+    removed: list[tuple[str, str]] = []
     for f in pkg.rglob("*.yaml"):
         docs = list(yaml.safe_load_all(f.read_text()))
-        keep = [d for d in docs if not (isinstance(d, dict) and d.get("kind") == "WorkloadIdentity"
-                                        and d["metadata"]["name"] == gone["metadata"]["name"])]
+        keep = [d for d in docs if not names_gone(d)]
         if len(keep) != len(docs):
-            removed += len(docs) - len(keep)
+            removed += [(d["kind"], d["metadata"]["name"]) for d in docs if names_gone(d)]
             f.write_text(yaml.safe_dump_all(keep, sort_keys=False))
-    assert removed == 1
+    assert sorted(removed) == [("AccessGrant", "focom-provisioning"), ("WorkloadIdentity", gone_name)], removed
     r = kpt_render(pkg)
     assert r.exit_code == 0, r.stderr
     new = {nr.object_key(o) for o in cluster_objects(pkg)}
     pruned = [o for o in workloads["applied"] if nr.object_key(o) not in new]
-    # exactly the ClusterSPIFFEID of the removed identity leaves the cluster
-    assert [(o["kind"], o["metadata"]["name"]) for o in pruned] == \
-        [("ClusterSPIFFEID", f"{gone['status']['namespace']}.{gone['metadata']['name']}")], pruned
+    # exactly the ClusterSPIFFEID of the removed identity and its grant's RBAC leave the cluster
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in pruned) == sorted([
+        ("ClusterSPIFFEID", f"{gone['status']['namespace']}.{gone_name}"),
+        ("ClusterRole", "spiffe-access-focom-provisioning"),
+        ("ClusterRoleBinding", "spiffe-access-focom-provisioning"),
+    ]), pruned
     for o in pruned:
-        s.node.kube.kubectl("delete", f"{o['kind'].lower()}.spire.spiffe.io", o["metadata"]["name"])
+        group = o["apiVersion"].split("/")[0] if "/" in o["apiVersion"] else ""
+        s.node.kube.kubectl("delete", f"{o['kind'].lower()}.{group}", o["metadata"]["name"])
 
     wait_until(lambda: gone_id not in {spiffe_id_str(e["spiffe_id"]) for e in _entries(s)}, 60,
                f"the entry of {gone_id} to be deleted")

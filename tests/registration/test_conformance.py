@@ -137,7 +137,12 @@ def test_offline_id_equals_go_template_for_every_pod(rendered, gotemplate) -> No
     cluster = next(i for i in items if i["kind"] == "WorkloadCluster")["spec"]["clusterName"]
     identities = {i["metadata"]["name"]: i for i in items if i["kind"] == "WorkloadIdentity"}
     csids = [i for i in _spire(items) if i["kind"] == "ClusterSPIFFEID"]
-    assert len(csids) == len(identities)
+    # A trust-domain migration in dual or cutover registers every identity in both domains: B's
+    # twin carries B's className, and B's controller renders its template with B.
+    migration = ctx.get("migration") or {}
+    twins = migration.get("phase") in ("dual", "cutover")
+    assert len(csids) == len(identities) * (2 if twins else 1)
+    class_a = ctx.get("className") or f"spire-{cluster}"
     pods = pods_of(items)
     cases, expected = [], []
     for csid in csids:
@@ -149,12 +154,14 @@ def test_offline_id_equals_go_template_for_every_pod(rendered, gotemplate) -> No
                     and _matches(csid["spec"]["podSelector"], p["PodMeta"]["Labels"])]
         # Exactly the pods of its own workload, no others.
         assert [p["workload"] for p in selected] == [f"{ref['kind']}/{ref['name']}"], csid["metadata"]["name"]
+        td = migration["to"] if twins and csid["spec"].get("className") != class_a else ctx["trustDomain"]
+        ids = [ident["status"]["spiffeID"], (ident["status"].get("migration") or {}).get("alternateSPIFFEID", "")]
         for pod in selected:
             cases.append({"template": csid["spec"]["spiffeIDTemplate"],
-                          "data": {"TrustDomain": ctx["trustDomain"], "ClusterName": cluster,
+                          "data": {"TrustDomain": td, "ClusterName": cluster,
                                    "ClusterDomain": "cluster.local", "PodMeta": pod["PodMeta"],
                                    "PodSpec": pod["PodSpec"], "NodeMeta": {"Name": "worker-1"}}})
-            expected.append(ident["status"]["spiffeID"])
+            expected.append(next(i for i in ids if i.startswith(f"spiffe://{td}/")))
     rendered_ids = go_render(gotemplate, cases)
     assert [r.get("id") or r.get("error") for r in rendered_ids] == expected
 

@@ -5,6 +5,8 @@ pitfalls the validator reports. Each error asserts message, resourceRef, field a
 from __future__ import annotations
 
 import copy
+import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from spiffe_kpt.krm import yamlio
 from spiffe_kpt.registration import register
 
+from ..bundles import NOW, bundle_doc, bundle_text, ca_cert, trust_bundle
 from ..pkgtools import (
     EXAMPLES,
     WI_API,
@@ -22,6 +25,7 @@ from ..pkgtools import (
     git_snapshot,
     items_of,
     kpt_render,
+    kpt_render_refused,
     of_kind,
     run,
     the_result,
@@ -202,11 +206,115 @@ def test_federation_peer_that_is_the_own_trust_domain_or_repeated() -> None:
 
 
 def test_federation_peer_emits_a_cluster_federated_trust_domain() -> None:
-    out = rendered_from(_with_peer({**GOOD_PEER, "trustDomainBundle": '{"keys": []}'}))
+    doc = bundle_doc(PEER_TD)
+    out = rendered_from(_with_peer({**GOOD_PEER, "trustDomainBundle": json.dumps(doc)}))
     cftd = find(out, "ClusterFederatedTrustDomain", "core.telco-operator.net")
     assert cftd["spec"]["bundleEndpointProfile"]["endpointSPIFFEID"] == "spiffe://core.telco-operator.net/spire/server"
-    assert cftd["spec"]["trustDomainBundle"] == '{"keys": []}'
+    assert json.loads(cftd["spec"]["trustDomainBundle"]) == doc
     assert cftd["metadata"]["annotations"][OWNER] == f"{WI_API}.IdentityContext.identity-context"
+
+
+def test_an_inline_bundle_is_checked_like_a_committed_one() -> None:
+    # an empty JWKS used to be passed through; spire-controller-manager would then federate with nothing
+    items = _with_peer({**GOOD_PEER, "trustDomainBundle": '{"keys": []}'})
+    doc, code = run(items, register)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "IdentityContext", "identity-context", "spec.federation[0].trustDomainBundle",
+               "keys: a SPIFFE bundle needs a non-empty 'keys' list")
+
+
+# ---- GitOps federation: the peer's bundle committed as a TrustBundle ---------------------------
+
+PEER_TD = GOOD_PEER["trustDomain"]
+
+
+def _with_trust_bundle(bundle: str | dict, td: str = PEER_TD, ref: str = "core-operator", **spec) -> list[dict]:
+    items = _with_peer({**GOOD_PEER, "trustBundle": ref})
+    items.append(trust_bundle("core-operator", td, bundle, **spec))
+    return items
+
+
+def test_a_committed_trust_bundle_becomes_the_trust_domain_bundle() -> None:
+    doc = bundle_doc(PEER_TD)
+    items = _with_trust_bundle(json.dumps(doc, indent=4))
+    out, results, code = render_chain(items)
+    assert code == 0, results
+    cftd = find(out, "ClusterFederatedTrustDomain", "core.telco-operator.net")
+    assert json.loads(cftd["spec"]["trustDomainBundle"]) == doc
+    assert cftd["spec"]["bundleEndpointURL"] == GOOD_PEER["bundleEndpointURL"]
+    # the TrustBundle stays local config: nothing of it but the bundle text reaches the cluster
+    tb = find(out, "TrustBundle", "core-operator")
+    assert tb["metadata"]["annotations"]["config.kubernetes.io/local-config"] == "true"
+    assert not [r for r in results if r.get("severity") in ("error", "warning")], results
+    # the same bundle written as a YAML mapping renders the same text; rendering twice changes nothing
+    out2, _, code2 = render_chain(_with_trust_bundle(doc))
+    assert code2 == 0
+    assert find(out2, "ClusterFederatedTrustDomain", "core.telco-operator.net") == cftd
+    out3, _, code3 = render_chain(out)
+    assert code3 == 0 and yamlio.dump(out3) == yamlio.dump(out)
+
+
+def test_a_trust_bundle_for_another_trust_domain_is_refused() -> None:
+    items = _with_trust_bundle(bundle_text("telco.example"), td="telco.example")
+    doc, code = run(items, register)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "IdentityContext", "identity-context", "spec.federation[0].trustBundle",
+               "TrustBundle core-operator", "'telco.example'", f"not of the peer {PEER_TD!r}")
+    # spec.trustDomain says the peer, but the authorities belong elsewhere
+    items = _with_trust_bundle(bundle_text("telco.example"))
+    doc, code = run(items, register)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "TrustBundle", "core-operator", "spec.bundle", "keys[0].x5c[0]",
+               "belongs to trust domain 'telco.example'")
+
+
+def test_an_unparseable_or_expired_trust_bundle_is_refused() -> None:
+    items = _with_trust_bundle('{"keys": [')
+    doc, code = run(items, register)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "TrustBundle", "core-operator", "spec.bundle", "not JSON")
+    expired = ca_cert(PEER_TD, not_before=NOW - timedelta(days=2), not_after=NOW - timedelta(minutes=5))[0]
+    items = _with_trust_bundle(bundle_doc(PEER_TD, certs=[expired]))
+    doc, code = run(items, register)
+    assert_failed_untouched(doc, code, items)
+    # a bundle written as a mapping has a real field path down to the certificate
+    the_result(doc, "error", "TrustBundle", "core-operator", "spec.bundle.keys[0].x5c[0]", "expired at")
+
+
+def test_a_missing_or_ambiguous_trust_bundle_is_refused() -> None:
+    items = _with_trust_bundle(bundle_text(PEER_TD), ref="core-operater")
+    doc, code = run(items, register)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "IdentityContext", "identity-context", "spec.federation[0].trustBundle",
+               "'core-operater', which is not in the package (the package has: core-operator)")
+    items = _with_trust_bundle(bundle_text(PEER_TD))
+    items.append(trust_bundle("core-operator", PEER_TD, bundle_text(PEER_TD)))
+    doc, code = run(items, register)
+    assert code == 1
+    the_result(doc, "error", "IdentityContext", "identity-context", "spec.federation[0].trustBundle", "2 times")
+    items = _with_trust_bundle(bundle_text(PEER_TD))
+    context(items)["spec"]["federation"][0]["trustDomainBundle"] = bundle_text(PEER_TD)
+    doc, code = run(items, register)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "IdentityContext", "identity-context", "spec.federation[0].trustDomainBundle",
+               "both trustBundle and trustDomainBundle")
+    items = _with_trust_bundle(bundle_text(PEER_TD), refreshInterval="30d")
+    doc, code = run(items, register)
+    assert_failed_untouched(doc, code, items)
+    the_result(doc, "error", "TrustBundle", "core-operator", "spec.refreshInterval", "Go duration")
+
+
+def test_an_authority_expiring_before_the_next_refresh_is_a_warning() -> None:
+    soon = ca_cert(PEER_TD, not_after=NOW + timedelta(days=3))[0]
+    items = _with_trust_bundle(bundle_text(PEER_TD, certs=[soon]))
+    doc, code = run(items, register)
+    assert code == 0
+    the_result(doc, "warning", "TrustBundle", "core-operator", "spec.bundle", "keys[0].x5c[0]",
+               "before the next expected refresh (the refresh interval of 720h)")
+    assert find(doc["items"], "ClusterFederatedTrustDomain", "core.telco-operator.net")["spec"]["trustDomainBundle"]
+    # a package refreshed more often than the authority lives says so, and the warning goes
+    doc, code = run(_with_trust_bundle(bundle_text(PEER_TD, certs=[soon]), refreshInterval="48h"), register)
+    assert code == 0 and not [r for r in doc.get("results", []) if r.get("severity") == "warning"]
 
 
 # ---- static entries ---------------------------------------------------------------------------
@@ -376,3 +484,39 @@ def test_validator_checks_a_controller_config_in_the_package_entry_id_prefix() -
     assert code == 1
     the_result(doc, "error", "ConfigMap", "spire-controller-manager", "data.controller-manager-config.yaml",
                "className 'spire'", "'spire-smo-mgmt'", "ignore every registration")
+
+
+def test_a_trust_bundle_must_stay_local_config() -> None:
+    items = _with_trust_bundle(bundle_text(PEER_TD))
+    del items[-1]["metadata"]["annotations"]
+    doc, code = run(items, "spiffe-validator")
+    assert code == 1
+    the_result(doc, "error", "TrustBundle", "core-operator", "metadata.annotations",
+               "lacks the annotation config.kubernetes.io/local-config")
+
+
+@pytest.mark.kpt
+def test_kpt_renders_a_committed_bundle_through_the_whole_pipeline(tmp_path: Path) -> None:
+    """The observability example's core peer federated from a TrustBundle file, with the real kpt
+    and the example's whole pipeline (specializer to validator, which refuse unknown kinds)."""
+    pkg = copy_package(EXAMPLES / "observability", tmp_path / "observability")
+    doc = bundle_doc(PEER_TD)
+    (pkg / "bundles").mkdir()
+    (pkg / "bundles" / "core.yaml").write_text(yamlio.dump(trust_bundle("core-operator", PEER_TD, json.dumps(doc))))
+    ctx = pkg / "cluster-context.yaml"
+    text = ctx.read_text()
+    anchor = "      endpointSPIFFEID: spiffe://core.telco-operator.net/spire/server\n"
+    assert anchor in text
+    ctx.write_text(text.replace(anchor, anchor + "    trustBundle: core-operator\n"))
+    r = kpt_render(pkg)
+    assert r.exit_code == 0, r.stderr
+    cftd = yamlio.load((pkg / "registration" / "federation-core.telco-operator.net.yaml").read_text())
+    assert json.loads(cftd["spec"]["trustDomainBundle"]) == doc
+    other = yamlio.load((pkg / "registration" / "federation-noc.partner-carrier.net.yaml").read_text())
+    assert "trustDomainBundle" not in other["spec"]
+    # a bundle of another domain under the same name: the render fails and changes nothing
+    (pkg / "bundles" / "core.yaml").write_text(yamlio.dump(trust_bundle("core-operator", PEER_TD,
+                                                                        bundle_text("noc.partner-carrier.net"))))
+    errors = kpt_render_refused(pkg)
+    assert any(e["resourceRef"]["kind"] == "TrustBundle" and e["field"]["path"] == "spec.bundle"
+               and "belongs to trust domain 'noc.partner-carrier.net'" in e["message"] for e in errors), errors

@@ -1,7 +1,7 @@
 """The crds package is a kpt upstream reference, not a copy: `kpt pkg update` fetches the CRDs.
 
 The real upstream is GitHub; here a local git repository laid out like spire-controller-manager
-(config/crd/bases, tag v0.6.4) is built in a temporary directory from the reference CRDs, and the
+(config/crd/bases, tag v0.7.0) is built in a temporary directory from the reference CRDs, and the
 package's upstream URL is pointed at it, so the real kpt runs the real update."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.kpt
 
 def test_kpt_pkg_update_fetches_the_pinned_crds(tmp_path: Path) -> None:
     kptfile = (SPIRE / "crds" / "Kptfile").read_text()
-    assert "repo: https://github.com/spiffe/spire-controller-manager" in kptfile and "ref: v0.6.4" in kptfile
+    assert "repo: https://github.com/spiffe/spire-controller-manager" in kptfile and "ref: v0.7.0" in kptfile
     assert not list((SPIRE / "crds").glob("*.yaml")), "the CRDs must not be copied into the repository"
     up = tmp_path / "upstream"
     (up / "config" / "crd" / "bases").mkdir(parents=True)
@@ -29,7 +29,7 @@ def test_kpt_pkg_update_fetches_the_pinned_crds(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", str(up)], check=True)
     subprocess.run([*GIT, "-C", str(up), "add", "-A"], check=True)
     subprocess.run([*GIT, "-C", str(up), "commit", "-qm", "crds"], check=True)
-    subprocess.run([*GIT, "-C", str(up), "tag", "v0.6.4"], check=True)
+    subprocess.run([*GIT, "-C", str(up), "tag", "v0.7.0"], check=True)
     ws = tmp_path / "ws"
     shutil.copytree(SPIRE / "crds", ws / "crds")
     (ws / "crds" / "Kptfile").write_text(kptfile.replace("https://github.com/spiffe/spire-controller-manager", str(up)))

@@ -17,6 +17,7 @@ from ..identity.formats import FormatError
 from ..identity.spiffeid import SpiffeIDError, validate_trust_domain
 from ..krm.resourcelist import ResourceList, annotations, resource_ref
 from ..krm.results import ResourceRef, Result, error, name_list
+from . import migration
 from .conventions import default_class_name
 from .schema import schema_results
 
@@ -46,6 +47,8 @@ class Context:
     # mistake in the context gives one error, not one more per identity.
     invalid: bool = False
     spec: dict[str, Any] = field(default_factory=dict)
+    # spec.migration (api.migration.Migration): a staged move to another trust domain, or None.
+    migration: Any = None
 
 
 def is_ours(obj: dict[str, Any]) -> bool:
@@ -84,6 +87,8 @@ def resolve_context(rl: ResourceList, results: list[Result]) -> Context:
         # porch injects only the cluster name.
         ctx.class_name = default_class_name(ctx.cluster_name)
         ctx.class_name_defaulted = True
+    if len(results) == before:
+        ctx.migration = migration.read(ctx, results)
     ctx.invalid = len(results) > before
     return ctx
 
@@ -156,7 +161,7 @@ def federation_peers(ctx: Context) -> list[str] | None:
     context, or one awaiting porch's injection, or one in error)."""
     if ctx.ref is None or ctx.injection_pending or ctx.invalid:
         return None
-    return federation_trust_domains(ctx.spec)
+    return federation_trust_domains(ctx.spec) + migration.extra_federation_peers(ctx)
 
 
 def check_federates_with(ctx: Context, td: str, owner: str, ref: ResourceRef, path: str) -> list[Result]:

@@ -17,7 +17,7 @@ from ..krm.resourcelist import resource_ref
 from ..krm.results import Result, error
 
 # Sorted: listed in this order in messages.
-KINDS = ("AccessGrant", "IdentityContext", "SpireDeployment", "StaticIdentity", "WorkloadIdentity")
+KINDS = ("AccessGrant", "IdentityContext", "SpireDeployment", "StaticIdentity", "TrustBundle", "WorkloadIdentity")
 _KIND_SET = frozenset(KINDS)
 _BY_LOWER = {k.lower(): k for k in KINDS}
 # How alike a group must be to ours to be taken for a misspelling of it (difflib ratio):

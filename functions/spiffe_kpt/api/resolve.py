@@ -17,6 +17,7 @@ from ..identity.formats import Attributes, FormatError
 from ..identity.spiffeid import SpiffeID, SpiffeIDError, validate_trust_domain
 from ..krm.resourcelist import ResourceList, resource_ref
 from ..krm.results import LIST_AT_MOST, ResourceRef, Result, error, name_list
+from . import migration
 from . import workloads as wl
 from .context import Context, check_federates_with, resolve_context
 from .kinds import check_kinds
@@ -45,6 +46,9 @@ class Identity:
     go_template: str = ""
     attributes: Attributes | None = None
     pending: str = ""
+    # During a trust-domain migration's dual and cutover phases: the ID registered in the other
+    # domain (spiffe_id is the one the pods present). See api.migration.
+    alternate_id: SpiffeID | None = None
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -287,6 +291,7 @@ def _form_id(ident: Identity, ctx: Context, labels: dict[str, str], results: lis
     try:
         ident.spiffe_id = formats.render_id(ident.template, ident.attributes)
         ident.go_template = formats.go_template(ident.template, ident.attributes)
+        ident.spiffe_id, ident.alternate_id = migration.primary_and_alternate(ctx, ident.spiffe_id)
     except (FormatError, SpiffeIDError) as exc:
         if "{clusterName}" in ident.template and not ctx.cluster_name:
             ident.pending = ("the ID format uses {clusterName} but no cluster name is known yet; set "
@@ -308,6 +313,10 @@ def resolve(rl: ResourceList) -> Resolution:
         results.append(error(f"Kptfile {resource_ref(kf.obj).name}: {path} must be {expected}, not "
                              f"{_type_name(_at(kf.obj, path))} (kpt's Kptfile schema)", resource_ref(kf.obj), path))
     ctx = resolve_context(rl, results)
+    results.extend(migration.check_phase_order(ctx, kf))
+    # A complete trust-domain migration: nothing may name the old domain any more (every function
+    # refuses, before any other check trips over the old IDs).
+    results.extend(migration.check_complete(rl.items, ctx))
     wis = [o for o in rl.items if o.get("apiVersion") == API_VERSION and o.get("kind") == WORKLOAD_IDENTITY]
     index = WorkloadIndex.of(rl)
     identities: list[Identity] = []

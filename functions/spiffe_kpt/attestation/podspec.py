@@ -22,6 +22,10 @@ class CSIRequest:
     containers: tuple[str, ...]
     mount_path: str = DEFAULT_MOUNT_PATH
     socket_name: str = DEFAULT_SOCKET_NAME
+    # The driver to mount (B's from a trust-domain migration's cutover on) and every driver a volume
+    # of ours may already name (the mutator switches between them).
+    driver: str = CSI_DRIVER
+    known_drivers: tuple[str, ...] = (CSI_DRIVER,)
 
     @property
     def endpoint(self) -> str:
@@ -56,8 +60,8 @@ def add_labels(pod: dict[str, Any], labels: dict[str, str]) -> None:
         _dict_at(_dict_at(pod, "metadata"), "labels").update(labels)
 
 
-def csi_volume() -> dict[str, Any]:
-    return {"name": CSI_VOLUME, "csi": {"driver": CSI_DRIVER, "readOnly": True}}
+def csi_volume(driver: str = CSI_DRIVER) -> dict[str, Any]:
+    return {"name": CSI_VOLUME, "csi": {"driver": driver, "readOnly": True}}
 
 
 def container_names(pod: dict[str, Any]) -> list[str]:
@@ -73,7 +77,7 @@ def mount_csi(pod: dict[str, Any], req: CSIRequest) -> list[tuple[int, str]]:
     problems: list[tuple[int, str]] = []
     volumes = spec.get("volumes") if isinstance(spec.get("volumes"), list) else []
     existing = next((v for v in volumes if isinstance(v, dict) and v.get("name") == CSI_VOLUME), None)
-    if existing is not None and existing != csi_volume():
+    if existing is not None and existing not in [csi_volume(d) for d in {req.driver, *req.known_drivers}]:
         problems.append((-1, f"the pod template already has a volume named {CSI_VOLUME!r} that is not the "
                              f"SPIFFE CSI volume ({existing}); rename that volume"))
     by_name: dict[str, dict[str, Any]] = {}
@@ -104,7 +108,9 @@ def mount_csi(pod: dict[str, Any], req: CSIRequest) -> list[tuple[int, str]]:
     if problems:
         return problems
     if existing is None:
-        _list_at(spec, "volumes").append(csi_volume())
+        _list_at(spec, "volumes").append(csi_volume(req.driver))
+    elif existing != csi_volume(req.driver):
+        existing["csi"]["driver"] = req.driver  # a migration's cutover (or its step back) switches the agent
     mount = {"name": CSI_VOLUME, "mountPath": req.mount_path, "readOnly": True}
     for c in targets:
         mounts = _list_at(c, "volumeMounts")

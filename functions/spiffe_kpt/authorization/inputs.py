@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 
+from ..api import migration
 from ..api.context import Context, federation_trust_domains
 from ..api.paths import get_path
 from ..api.resolve import Identity
@@ -167,7 +168,7 @@ def check_mesh_trust(ident: Identity, rname: str, peers: list[Peer], ports: list
     out: list[Result] = []
     for peer in peers:
         td = peer.principal.split("/", 1)[0]
-        if peer.endpoint is not None or td == ctx.trust_domain or td in federates:
+        if peer.endpoint is not None or td == ctx.trust_domain or td in federates or migration.accepts_domain(ctx, td):
             continue
         mesh = " and ".join(meshes)
         what = f"{peer.kind} {peer.value}" + ("" if peer.kind == "trustDomain" else f" (trust domain {td})")

@@ -89,7 +89,8 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
         # One Istio rule per set of peers, with the ports of every rule that names them.
         by_peers: dict[tuple[str, ...] | None, list[str]] = {}
         for rule in rules:
-            ports = by_peers.setdefault(None if rule.allow_all else tuple(sorted({p.principal for p in rule.peers})), [])
+            principals = {q for p in rule.peers for q in model.also(p.principal)}  # both IDs while migrating
+            ports = by_peers.setdefault(None if rule.allow_all else tuple(sorted(principals)), [])
             ports.extend(str(n) for p in rule.ports if p.meshable for n in p.numbers if str(n) not in ports)
         spec_rules = []
         for principals, ports in by_peers.items():

@@ -65,8 +65,9 @@ def build(model: PolicyModel) -> tuple[list[tuple[str, dict[str, Any]]], list[Re
         for peer in rule.peers:
             if peer.kind in ("identity", "spiffeID"):
                 sid = peer.endpoint.spiffe_id if peer.endpoint is not None else peer.value
-                if sid not in identities:
-                    identities.append(sid)
+                for one in model.also(sid):
+                    if one not in identities:
+                        identities.append(one)
             else:
                 results.append(warning(
                     f"linkerd: rule {rule.label} allows {peer}, but MeshTLSAuthentication cannot match a SPIFFE "

@@ -8,6 +8,7 @@ by the diagram, so they cannot disagree about what the rules mean. No YAML here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..krm.results import ResourceRef
 
@@ -160,6 +161,14 @@ class PolicyModel:
     # Multus networks the pods of the package's workloads in ``namespaces`` are attached to
     # (``attachments.pod_attachments``): under default deny each gets a baseline, named by a rule or not.
     attachments: list[Network] = field(default_factory=list)
+    # A trust-domain migration in dual or cutover (api.migration.Migration): every ID or principal a
+    # mesh rule names is accepted in both domains.
+    migration: Any = None
+
+    def also(self, value: str) -> list[str]:
+        """An ID or Istio principal, and its twin in the other domain while a migration is in dual or cutover."""
+        twin = self.migration.twin_id(value) if self.migration is not None else None
+        return [value] if twin is None else [value, twin]
 
     def enabled(self, backend: str) -> bool:
         return backend in self.backends

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ..api import migration
 from ..api import workloads as wl
 from ..api.context import Context
 from ..api.paths import get_path
@@ -108,7 +109,8 @@ def resolve_rules(identities: list[Identity], ctx: Context, items: list[dict[str
     """``items``: the package, for the Multus attachments it defines."""
     settings = read_policy_settings(ctx)
     model = PolicyModel(backends=settings.backends, default_deny=settings.default_deny, dns=settings.dns,
-                        istiod=read_istiod_egress(ctx))
+                        istiod=read_istiod_egress(ctx),
+                        migration=ctx.migration if ctx.migration is not None and ctx.migration.twins else None)
     out = RuleResolution(model)
     out.errors.extend(check_peer_clusters(ctx))
     by_name = {i.name: i for i in identities}
@@ -371,9 +373,11 @@ class _RuleResolver:
                 out.errors.append(error(f"WorkloadIdentity {ident.name}: {direction} rule {rname!r}: {kind} {value!r} is "
                                         f"not valid: {exc}", ident.ref, f"{fpath}.{kind}", current_value=value))
                 continue
-            if kind == "spiffeID" and not cluster and value in self.by_id:
-                # An exact ID of an identity in the package: select its pods like an 'identity' peer.
-                ep = self.by_id[value]
+            known = value if value in self.by_id else migration.twin_id(ctx, value)
+            if kind == "spiffeID" and not cluster and known in self.by_id:
+                # An exact ID of an identity in the package (in either domain of a migration): select its
+                # pods like an 'identity' peer.
+                ep = self.by_id[known]
                 peers.append(Peer(kind, value, fpath, principal, endpoint=ep))
                 continue
             namespace = _local_namespace(kind, td, spath, cluster, ctx)
@@ -395,7 +399,7 @@ class _RuleResolver:
 def _local_namespace(kind: str, td: str, spath: str, cluster: str, ctx: Context) -> str:
     """The namespace of this cluster an out-of-package peer's ID (or every ID under its prefix)
     lives in, in Istio's ns/sa format or the project's cluster/region formats; '' when none."""
-    if cluster or td != ctx.trust_domain or kind == "trustDomain":
+    if cluster or (td != ctx.trust_domain and not migration.accepts_domain(ctx, td)) or kind == "trustDomain":
         return ""
     if kind == "spiffeID":
         m, c = _ISTIO_PATH.match(spath), _CLUSTER_PATH.match(spath)

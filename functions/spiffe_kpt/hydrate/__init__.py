@@ -1,4 +1,4 @@
-"""hydrate: the whole chain (specialize, make attestable, register, authorize, grant access, validate) in one step.
+"""hydrate: the whole chain (specialize, make attestable, register, authorize, validate) in one step.
 
 For porch, where every pipeline step is a container start: one process, one YAML parse and
 one dump instead of five. The result is the same as running the functions one after
@@ -7,44 +7,13 @@ another; ``tests/test_hydrate.py`` checks that on every example.
 
 from __future__ import annotations
 
-import sys
+from typing import TYPE_CHECKING
 
-from .. import registry
-from ..api.schema import validated_once
-from ..krm import ResourceList, run_function
+from ..lazy import exports
 
-NAME = "spiffe-hydrate"
-MUTATORS = ("spiffe-specializer", "spiffe-attestation", "spiffe-registration", "spiffe-authorization", "spiffe-access")
-VALIDATOR = "spiffe-validator"
+# The body is function.py; these names load it on first use (see spiffe_kpt.lazy).
+__all__ = ["MUTATORS", "NAME", "VALIDATOR", "hydrate", "main"]
+__getattr__ = exports(__name__, __all__)
 
-
-def hydrate(rl: ResourceList) -> None:
-    with validated_once():  # each WorkloadIdentity's schema is checked once, not once per step
-        _hydrate(rl)
-
-
-def _hydrate(rl: ResourceList) -> None:
-    for name in MUTATORS:
-        _run_step(rl, name)
-        if rl.has_errors():
-            return  # later steps would only repeat the error; the runner restores the input
-    # Like kpt, run the validator for its results only.
-    items = rl.items
-    rl.items = list(items)
-    _run_step(rl, VALIDATOR)
-    rl.items = items
-
-
-def _run_step(rl: ResourceList, name: str) -> None:
-    start = len(rl.results)
-    registry.get(name)(rl)
-    for result in rl.results[start:]:
-        result.tags.setdefault("function", name)
-
-
-def main() -> None:
-    sys.exit(run_function(hydrate, NAME))
-
-
-if __name__ == "__main__":
-    main()
+if TYPE_CHECKING:
+    from .function import MUTATORS, NAME, VALIDATOR, hydrate, main

@@ -6,7 +6,7 @@ every field, annotation and the order of items that a function does not own surv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,6 +259,26 @@ class KptfileView:
             if not st:
                 del self.obj["status"]
 
+    def remove_stale_conditions(self, prefix: str, live: Container[str], reason_prefix: str = "") -> None:
+        """Remove the conditions a function owns (type starting with ``prefix``, reason with
+        ``reason_prefix``) whose type is not in ``live``: those of things it no longer produces."""
+        self.remove_conditions(lambda c: not (_stale(c, "type", prefix, live)
+                                              and str(c.get("reason", "")).startswith(reason_prefix)))
+
+    def remove_stale_readiness_gates(self, prefix: str, live: Container[str]) -> None:
+        """Remove the readiness gates whose condition type starts with ``prefix`` and is not in ``live``;
+        ``info.readinessGates`` (and ``info``) go when nothing is left in them."""
+        info = self.obj.get("info")
+        gates = info.get("readinessGates") if isinstance(info, dict) else None
+        if not isinstance(gates, list):
+            return
+        gates[:] = [g for g in gates if not _stale(g, "conditionType", prefix, live)]
+        self._gate_list = None
+        if not gates:
+            del info["readinessGates"]
+            if not info:
+                del self.obj["info"]
+
     def ensure_readiness_gate(self, ctype: str) -> None:
         info = self.obj.setdefault("info", {})
         gates = info.setdefault("readinessGates", [])
@@ -268,3 +288,8 @@ class KptfileView:
         if ctype not in self._gate_types:
             self._gate_types.add(ctype)
             gates.append({"conditionType": ctype})
+
+
+def _stale(entry: Any, key: str, prefix: str, live: Container[str]) -> bool:
+    """A condition or gate whose ``key`` starts with ``prefix`` (it is owned) but is not ``live``."""
+    return isinstance(entry, dict) and str(entry.get(key, "")).startswith(prefix) and entry.get(key) not in live

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..api import migration
 from ..api import workloads as wl
 from ..api.ownership import owner_of
 from ..api.paths import get_path
 from ..api.resolve import Resolution
 from ..api.schema import validate
+from ..krm import yamlio
 from ..krm.resourcelist import ResourceList, resource_ref
 from ..krm.results import Result, error, warning
 from . import clusterspiffeid, federation, static
+from .function import desired_registrations  # the generator's own definition of what it makes
 
 SPIRE_KINDS = (clusterspiffeid.KIND, federation.KIND, static.KIND)
 # spire-controller-manager's default ignoreNamespaces.
@@ -63,7 +66,7 @@ def check_registrations(rl: ResourceList, res: Resolution) -> list[Result]:
             for path, msg in validate(ref.kind, obj):
                 out.append(error(f"{ref.kind} {ref.name}: {path} {msg}", ref, path))
         cls = spec.get("className", "") or ""
-        if ctx.ref is not None and cls != (ctx.class_name or "") and (ctx.class_name or owner_of(obj)):
+        if ctx.ref is not None and cls not in migration.class_names(ctx) and (ctx.class_name or owner_of(obj)):
             out.append(error(
                 f"{ref.kind} {ref.name} has className {cls or '(none)'!r} but the IdentityContext says "
                 f"{ctx.class_name or '(none)'!r}; spire-controller-manager ignores resources of another class "
@@ -82,8 +85,6 @@ def check_registrations(rl: ResourceList, res: Resolution) -> list[Result]:
     out.extend(_check_foreign_selectors(items, res))
     out.extend(_check_controller_configs(rl, res))
     if res.ok:
-        from . import desired_registrations  # the generator's own definition of what it makes
-
         desired, input_results, _ = desired_registrations(rl, res)
         out.extend(input_results)  # federation peers and static identities
         out.extend(_check_stale(desired, ours))
@@ -154,8 +155,6 @@ def _check_controller_configs(rl: ResourceList, res: Resolution) -> list[Result]
         for key, text in obj["data"].items():
             if not isinstance(text, str) or "ControllerManagerConfig" not in text:
                 continue
-            from ..krm import yamlio
-
             try:
                 cfg = yamlio.load(text)
             except yamlio.YAMLError:

@@ -2,7 +2,10 @@
 
 The schema already rejects non-https URLs and unknown profile types; this module checks what
 a schema cannot say: https_spiffe needs the endpoint's SPIFFE ID and https_web must not have
-one, peers are unique and are not the cluster's own trust domain.
+one, peers are unique and are not the cluster's own trust domain. A peer's bundle (GitOps
+federation: a TrustBundle the peer names in ``trustBundle``, or an inline ``trustDomainBundle``)
+is checked by ``api.trustbundles`` and rendered as the ClusterFederatedTrustDomain's
+``trustDomainBundle``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 from .. import API_VERSION as OUR_API
 from ..api.context import IDENTITY_CONTEXT, Context
 from ..api.ownership import mark
+from ..api.trustbundles import bundle_for_peer, inline_bundle
 from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
 from ..krm.results import Result, error, warning
 from .clusterspiffeid import API_VERSION
@@ -24,6 +28,7 @@ KIND = "ClusterFederatedTrustDomain"
 class Peer:
     index: int
     spec: dict[str, Any]
+    bundle: str = ""  # the checked trustDomainBundle text, "" without one
 
     @property
     def trust_domain(self) -> str:
@@ -34,8 +39,11 @@ def context_owner(ctx: Context) -> str:
     return f"{OUR_API}.{IDENTITY_CONTEXT}.{ctx.ref.name if ctx.ref else ''}"
 
 
-def read_peers(ctx: Context) -> tuple[list[Peer], list[Result]]:
-    """The context's federation peers, each checked; schema-level problems were reported by resolve."""
+def read_peers(ctx: Context, items: list[dict[str, Any]] | None = None) -> tuple[list[Peer], list[Result]]:
+    """The context's federation peers, each checked; schema-level problems were reported by resolve.
+
+    ``items`` (the package) is where a peer's ``trustBundle`` is looked up.
+    """
     peers: list[Peer] = []
     out: list[Result] = []
     seen: dict[str, int] = {}
@@ -83,9 +91,28 @@ def read_peers(ctx: Context) -> tuple[list[Peer], list[Result]]:
                              "authenticates the endpoint by its Web PKI certificate; endpointSPIFFEID belongs to "
                              "https_spiffe only. Remove it or change the type", ctx.ref,
                              f"{where}.bundleEndpointProfile.endpointSPIFFEID", current_value=endpoint_id))
+        bundle = _bundle(ctx, i, spec, items or [], out)
         if len(out) == bad or all(r.severity.value != "error" for r in out[bad:]):
-            peers.append(Peer(i, spec))
+            peers.append(Peer(i, spec, bundle or ""))
     return peers, out
+
+
+def _bundle(ctx: Context, i: int, spec: dict[str, Any], items: list[dict[str, Any]], out: list[Result]) -> str | None:
+    where = f"spec.federation[{i}]"
+    named, inline = spec.get("trustBundle"), spec.get("trustDomainBundle")
+    if named and inline:
+        out.append(error(f"IdentityContext {ctx.ref.name}: {where} has both trustBundle and trustDomainBundle; keep "
+                         "trustBundle (the TrustBundle committed to the package) and remove the inline copy",
+                         ctx.ref, f"{where}.trustDomainBundle"))
+        return None
+    if named:
+        text, results = bundle_for_peer(items, named, spec["trustDomain"], ctx.ref, f"{where}.trustBundle")
+    elif inline:
+        text, results = inline_bundle(inline, spec["trustDomain"], ctx.ref, f"{where}.trustDomainBundle")
+    else:
+        return None
+    out.extend(results)
+    return text
 
 
 def name_for(peer: Peer) -> str:
@@ -103,7 +130,7 @@ def build(peer: Peer, ctx: Context) -> dict[str, Any]:
     if profile["type"] == "https_spiffe":
         profile["endpointSPIFFEID"] = peer.spec["bundleEndpointProfile"]["endpointSPIFFEID"]
     spec["bundleEndpointProfile"] = profile
-    if peer.spec.get("trustDomainBundle"):
-        spec["trustDomainBundle"] = peer.spec["trustDomainBundle"]
+    if peer.bundle:
+        spec["trustDomainBundle"] = peer.bundle
     obj = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name_for(peer)}, "spec": spec}
     return mark(obj, context_owner(ctx))

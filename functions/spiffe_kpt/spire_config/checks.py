@@ -13,9 +13,9 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
+from ..identity.durations import DurationError, format_duration, parse_duration
 from ..identity.spiffeid import SpiffeIDError, parse, validate_trust_domain
 from . import paths
-from .durations import DurationError, format_duration, parse_duration
 from .values import (
     DOWNSTREAM,
     ROOT,
@@ -188,9 +188,11 @@ def _check_federation(v: Values, p: Report) -> None:
         if be.acme and be.acme.get("tosAccepted") is not True:
             p(Problem("spec.federation.bundleEndpoint.acme.tosAccepted", "set tosAccepted: true after reading "
                       "the ACME provider's terms of service; without it the certificate is never issued"))
-    if v.peers and be is None:
+    # A peer whose bundle is committed (trustBundle) gets ours the same way, through Git.
+    if be is None and any(not peer.trust_bundle for peer in v.peers):
         p(Problem("spec.federation.bundleEndpoint", "federation peers need this server's bundle endpoint too "
-                  "(they fetch our bundle from it); set spec.federation.bundleEndpoint.profile"))
+                  "(they fetch our bundle from it); set spec.federation.bundleEndpoint.profile, or give every "
+                  "peer a trustBundle and hand them this server's bundle the same way (GitOps federation)"))
     seen_td: set[str] = set()
     for i, peer in enumerate(v.peers):
         base = f"spec.federation.peers[{i}]"
@@ -409,11 +411,13 @@ def _check_network_policy(v: Values, p: Report) -> None:
                           f"{base}.apiServer.cidrs (and .port, default 6443), {OFF_HINT}"))
         for i, peer in enumerate(v.peers):
             host, _ = url_host_port(peer.bundle_endpoint_url)
-            if not host_cidrs(host, peer.cidrs):
+            # A GitOps peer (trustBundle) works with its endpoint unreachable: no ranges, no egress to it.
+            if not host_cidrs(host, peer.cidrs) and not peer.trust_bundle:
                 p(Problem(f"spec.federation.peers[{i}].cidrs", f"{need} the addresses of the bundle endpoint of "
                           f"{peer.trust_domain!r} ({host} is a DNS name, and a NetworkPolicy takes only address ranges; "
                           "the same ranges are allowed to fetch this server's bundle): set "
-                          f"spec.federation.peers[{i}].cidrs, {OFF_HINT}"))
+                          f"spec.federation.peers[{i}].cidrs (or commit the peer's bundle as a trustBundle and "
+                          f"leave its endpoint closed), {OFF_HINT}"))
         if v.role == DOWNSTREAM and not host_cidrs(v.upstream_address, v.upstream_cidrs):
             p(Problem("spec.upstream.cidrs", f"{need} the address ranges of the root server "
                       f"({v.upstream_address} is a DNS name): set spec.upstream.cidrs to the addresses "

@@ -124,7 +124,11 @@ def server_rules(v: Values, pod_spec: dict[str, Any]) -> tuple[list[Rule], list[
         egress.append({"ports": _tcp(HTTPS_PORT)})
     for peer in v.peers:
         host, port = url_host_port(peer.bundle_endpoint_url)
-        egress.append({"to": _blocks(host_cidrs(host, peer.cidrs)), "ports": _tcp(port)})
+        cidrs = host_cidrs(host, peer.cidrs)
+        # Only a GitOps peer (trustBundle) may come without ranges: its endpoint stays closed to the
+        # server. An egress rule with no 'to' would open every destination instead.
+        if cidrs:
+            egress.append({"to": _blocks(cidrs), "ports": _tcp(port)})
     return ingress, egress
 
 

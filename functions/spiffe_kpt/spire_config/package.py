@@ -25,7 +25,7 @@ from typing import Any
 
 from ..api.ownership import Desired, mark, owner_of, sync
 from ..krm.resourcelist import ResourceList, is_local_config
-from . import paths, socket_dir
+from . import migration, paths, socket_dir
 from .agent_conf import render_agent_conf
 from .controller_manager import config_key, render_controller_manager_config
 from .network_policy import network_policies
@@ -268,6 +268,8 @@ def generated(v: Values, pkg_dir: str = "", package: list[dict[str, Any]] | None
                "metadata": _meta(name, None, "federation"),
                "spec": {"className": v.class_name, "trustDomain": peer.trust_domain,
                         "bundleEndpointURL": peer.bundle_endpoint_url, "bundleEndpointProfile": profile}}
+        if peer.bundle:
+            ftd["spec"]["trustDomainBundle"] = peer.bundle
         out.append(Desired(mark(ftd, OWNER), pkg_dir + f"federation/{name}.yaml"))
     ua = v.ca.upstream_authority
     if ua is not None and ua.type == "cert-manager":
@@ -300,6 +302,7 @@ def apply(rl: ResourceList, values_obj: dict[str, Any], v: Values) -> list[dict[
     pkg_dir = _dir(values_obj)
     mine = own_items(rl, values_obj)
     set_namespaces(mine, v)
+    migration.rename(mine, v, values_obj.get("spec") or {})
     for ds in mine:
         if ds.get("kind") == "DaemonSet":
             socket_dir.configure(ds)

@@ -92,6 +92,8 @@ class Peer:
     profile: str
     endpoint_spiffe_id: str = ""
     cidrs: list[str] = field(default_factory=list)
+    trust_bundle: str = ""  # name of the TrustBundle holding the peer's bundle (GitOps federation)
+    bundle: str = ""  # its checked text, set by configure() before rendering
 
 
 @dataclass
@@ -224,7 +226,7 @@ def read_values(obj: dict[str, Any]) -> Values:
                                            be.get("servingCertSecret", ""), be.get("acme"), bool(be.get("public")))
     for p in fed.get("peers") or []:
         v.peers.append(Peer(p["trustDomain"], p["bundleEndpointURL"], p["profile"], p.get("endpointSPIFFEID", ""),
-                            list(p.get("cidrs") or [])))
+                            list(p.get("cidrs") or []), p.get("trustBundle", "")))
     np = spec.get("networkPolicy") or {}
     dns = np.get("dns") or {}
     v.network_policy = NetworkPolicySettings(
