@@ -1,8 +1,8 @@
 """A real Vault-compatible secrets manager for the `real` tier.
 
-`SecretsServer` runs the binary built by ``binaries.ensure("vault")`` (the last MPL-2.0
-release of Vault; OpenBao's module is refused by the proxy reachable here, see
-binaries.py) on 127.0.0.1 with:
+`SecretsServer` runs the binary built by ``binaries.ensure("vault")`` (Vault 1.14.1, an MPL-2.0
+release; OpenBao's module is refused by the proxy reachable here, see binaries.py) on
+127.0.0.1 with:
 
 * TLS from a test CA made here (the server certificate names 127.0.0.1 and localhost); the
   listener asks for client certificates without requiring them, so the cert auth method
