@@ -107,7 +107,10 @@ def test_a_directory_of_packages_renders_each_with_a_progress_line(tmp_path: Pat
     proc = _render(str(EXAMPLES / "5g-core"), "--results-dir", str(tmp_path / "results"))
     assert proc.returncode == 0, proc.stderr
     progress = [line for line in proc.stderr.splitlines() if line.startswith("[")]
-    assert progress == [f"[{i}/3] rendering {EXAMPLES / '5g-core' / nf}" for i, nf in enumerate(("amf", "smf", "upf"), 1)]
+    # the NFs' packages and the management cluster's secrets grants (5g-core/secrets)
+    assert progress == [f"[{i}/4] rendering {EXAMPLES / '5g-core' / p}"
+                        for i, p in enumerate(("amf", "secrets", "smf", "upf"), 1)]
+    assert f"{EXAMPLES / '5g-core' / 'secrets'}: rendered by 2 functions" in proc.stdout
     for nf in ("amf", "smf", "upf"):
         assert f"/cluster/{'edge01' if nf == 'upf' else 'regional'}/ns/" in proc.stdout
         # The UPF's package also grants the management cluster's scaler access (spiffe-access).

@@ -12,8 +12,8 @@ from __future__ import annotations
 from ..api.resolve import Resolution
 from ..krm.resourcelist import ResourceList
 from ..krm.results import Result, error
-from . import kubechecks, kubernetes
-from .grants import GrantSet, check_context, read_grants
+from . import kubechecks, kubernetes, openbao
+from .grants import GrantSet, access_settings, check_context, read_grants
 from .kubeapi import api_for
 
 
@@ -28,4 +28,6 @@ def check_access(rl: ResourceList, res: Resolution) -> tuple[GrantSet, list[Resu
                                  "characters; shorten metadata.name", grant.ref, "metadata.name"))
     if any(g.kubernetes for g in gs.grants):
         results.extend(kubechecks.check_rules(gs.grants, api_for(rl.items), res.identities))
+    if any(g.secrets for g in gs.grants):
+        results.extend(openbao.check_grants(gs.grants, res.identities, res.context, access_settings(res.context)))
     return gs, results

@@ -96,7 +96,8 @@ def _is_ours(obj: dict, ctx_owner: str, produced_by_ctx: set[tuple[str, str]]) -
     # function's diagram ConfigMap has the same owner and must survive).
     ref = resource_ref(obj)
     return owner == ctx_owner and ((ref.kind, ref.name) in produced_by_ctx or
-                                   (ref.kind, ref.name) == ("ConfigMap", kubernetes.AUTHN_CONFIGMAP))
+                                   (ref.kind, ref.name) == ("ConfigMap", kubernetes.AUTHN_CONFIGMAP) or
+                                   any(t.owns(obj) for t in _targets() if hasattr(t, "owns")))
 
 
 def main() -> None:
