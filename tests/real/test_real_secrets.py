@@ -38,7 +38,7 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import ExtensionOID
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from . import binaries, hclconf
 from .conftest import _ensure_or_fail
@@ -232,7 +232,7 @@ def test_spire_server_with_vault_upstream_authority_chains_to_the_pki_root(skube
     assert _uri_sans(cas[-1]) == [f"spiffe://{ROOT_TD}"]
     # Vault's record of the intermediate it signed: the PKI's own certificate list has it
     serials = s.request("LIST", "pki-spire/certs")["data"]["keys"]
-    want = "-".join(f"{b:02x}" for b in cas[-1].serial_number.to_bytes(20, "big").lstrip(b"\0"))
+    want = ":".join(f"{b:02x}" for b in cas[-1].serial_number.to_bytes(20, "big").lstrip(b"\0"))
     assert want in serials, (want, serials)
 
 
@@ -510,16 +510,28 @@ def test_no_login_for_an_ungranted_id_another_grants_role_another_audience_or_an
     assert st in (400, 403) and "expired" in msg.lower(), msg
 
 
+def _mint_x509(server, spiffe_id: str, d: Path, dns: str | None = None) -> tuple[Path, Path]:
+    """An X.509-SVID from the real server (`spire-server x509 mint`); with ``dns`` SPIRE adds the
+    DNS SAN and makes it the subject's CN, as for a registration entry with dnsNames."""
+    d.mkdir(parents=True, exist_ok=True)
+    server.cli("x509", "mint", "-spiffeID", spiffe_id, *(["-dns", dns] if dns else []), "-write", d)
+    return d / "svid.pem", d / "key.pem"
+
+
+def _cn(cert_path: Path) -> list[str]:
+    subject = x509.load_pem_x509_certificate(cert_path.read_bytes()).subject
+    return [a.value for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+
+
 def test_x509_svid_login_with_the_cert_auth_method(env):
     s, oi = env.server, env.issuer
     certs = {}
     for sid, role_name, allowed in ((UPF, "upf-edge01", {"read upf/edge01"}),
                                     (SMF, "smf-regional", {"read smf", "write smf", "list smf"}),
                                     (PROBE, "edge01-observability", {"read observability/push/edge01"})):
-        d = env.tmp / f"x509-{role_name}"
-        d.mkdir(exist_ok=True)
-        oi.server.cli("x509", "mint", "-spiffeID", sid, "-write", d)
-        certs[role_name] = cert = (d / "svid.pem", d / "key.pem")
+        certs[role_name] = cert = _mint_x509(oi.server, sid, env.tmp / f"x509-{role_name}",
+                                             dns=f"{role_name}.svc.example")
+        assert _cn(cert[0]) == [f"{role_name}.svc.example"]
         st, tok = _cert_login(s, role_name, cert)
         assert st == 200, tok
         assert _access(s, tok) == _expect(allowed)
@@ -532,6 +544,17 @@ def test_x509_svid_login_with_the_cert_auth_method(env):
     from .stack import make_ca
     rogue_cert = _with_uri_san(make_ca("not the trust domain's CA"), UPF, env.tmp / "rogue")
     assert _cert_login(s, "upf-edge01", rogue_cert)[0] in (400, 403)
+
+
+def test_vault_1_14_cert_login_needs_an_svid_with_a_dns_name(env):
+    """The limit the README states: Vault 1.14's cert auth names the login's entity alias after
+    the certificate's subject CN, and an X.509-SVID without DNS names has none (SPIRE sets the CN
+    to the first DNS name only), so its login fails inside Vault, after the role matched."""
+    s, oi = env.server, env.issuer
+    cert = _mint_x509(oi.server, UPF, env.tmp / "x509-no-dns")
+    assert _cn(cert[0]) == []
+    st, msg = _cert_login(s, "upf-edge01", cert)
+    assert st == 500 and "missing name in alias" in msg, (st, msg)
 
 
 def _with_uri_san(ca, uri: str, d: Path) -> tuple[Path, Path]:
@@ -580,10 +603,8 @@ def test_removing_a_grant_and_reapplying_revokes_it(env):
     assert _access(s, smf_tok) == _expect(set())
     # ... and no new login, by JWT-SVID or X.509-SVID
     assert _jwt_login(s, "smf-regional", oi.jwt_svid(SMF, AUDIENCE))[0] in (400, 403)
-    d = env.tmp / "x509-smf-after"
-    d.mkdir()
-    oi.server.cli("x509", "mint", "-spiffeID", SMF, "-write", d)
-    assert _cert_login(s, "smf-regional", (d / "svid.pem", d / "key.pem"))[0] in (400, 403)
+    smf_cert = _mint_x509(oi.server, SMF, env.tmp / "x509-smf-after", dns="smf-regional.svc.example")
+    assert _cert_login(s, "smf-regional", smf_cert)[0] in (400, 403)
     # the other grants still work, and what the applier does not own is untouched
     assert _access(s, upf_tok) == _expect({"read upf/edge01"})
     policies = set(s.request("LIST", "sys/policies/acl")["data"]["keys"])
@@ -606,8 +627,7 @@ def test_a_jwt_svid_of_another_trust_domain_cannot_log_in(env, skube):
         st, msg = _jwt_login(s, role_name, foreign)
         assert st in (400, 403), msg
     # a foreign X.509-SVID is not admitted by the cert roles either
-    d = env.tmp / "x509-partner"
-    d.mkdir()
-    other.server.cli("x509", "mint", "-spiffeID", "spiffe://partner.operator.net/cluster/edge01/ns/free5gc-upf/sa/"
-                     "upf-edge01", "-write", d)
-    assert _cert_login(s, "edge01-observability", (d / "svid.pem", d / "key.pem"))[0] in (400, 403)
+    cert = _mint_x509(other.server, "spiffe://partner.operator.net/cluster/edge01/ns/free5gc-upf/sa/upf-edge01",
+                      env.tmp / "x509-partner", dns="upf-edge01.svc.example")
+    assert _cert_login(s, "edge01-observability", cert)[0] in (400, 403)
+    assert _cert_login(s, "upf-edge01", cert)[0] in (400, 403)
