@@ -347,11 +347,17 @@ def test_a_and_b_run_side_by_side_with_exactly_the_listed_rewrites(migration: Mi
     # nothing of B is created by A's packages too: no object key is applied twice
     keys = [nr.object_key(o) for objs in m.applied.values() for o in objs]
     assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
-    # A's move to prepare added its ClusterFederatedTrustDomain for B and changed nothing else
+    # A's move to prepare added its ClusterFederatedTrustDomain for B and the server's egress to
+    # B's bundle endpoint (a refresh, should it listen), and changed nothing else: A's server,
+    # its config and its controller manager run on untouched
     before = {nr.object_key(o): o for o in m.rendered_before}
     after = {nr.object_key(o): o for o in m.rendered_after}
     assert set(after) - set(before) == {f"ClusterFederatedTrustDomain//{B}"}
-    assert set(before) <= set(after) and all(after[key] == before[key] for key in before)
+    assert set(before) <= set(after)
+    np = f"NetworkPolicy/{NS[A][0]}/spire-server:spec.egress[2]"
+    assert nr.diff_objects(list(before.values()), [after[key] for key in before]) == {
+        f"{np}.ports[0].port": ("<absent>", m.endpoint[B]), f"{np}.ports[0].protocol": ("<absent>", "TCP"),
+        f"{np}.to[0].ipBlock.cidr": ("<absent>", f"{LOOPBACK}/32")}
     # the kubelet has both drivers registered, and each server federates with the other from
     # the bundle committed to its package
     assert sorted(_csi_drivers(m.node)) == sorted(DRIVER.values())
