@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 from spiffe_kpt.krm import yamlio
@@ -92,6 +93,22 @@ def test_b_runs_beside_a_without_sharing_anything_the_cluster_or_node_holds_once
     assert "telco-operator.csi.spiffe.io" in args
     assert "/var/lib/kubelet/plugins/telco-operator.csi.spiffe.io/csi.sock" in args
     assert "csi.spiffe.io" not in args
+
+
+def test_b_agent_listens_where_its_containers_mount_the_socket_directory() -> None:
+    """Only the node's directory is B's own: inside the agent (read-only root filesystem) the
+    socket directory is mounted where agent.conf's socket_path puts the socket, else the agent
+    cannot create it (found on the node tier, tests/real/test_real_node_migration.py)."""
+    b = rendered(agent(B, {"from": A}))
+    ds = next(i for i in b if i["kind"] == "DaemonSet" and i["metadata"]["name"] == "spire-agent")
+    conf = next(i for i in b if i["kind"] == "ConfigMap" and i["metadata"]["name"] == "spire-agent")
+    sock = re.search(r'socket_path = "([^"]+)"', conf["data"]["agent.conf"]).group(1)
+    spec = ds["spec"]["template"]["spec"]
+    host = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
+    mounts = {m["mountPath"] for c in spec["initContainers"] + spec["containers"]
+              for m in c.get("volumeMounts") or [] if m["name"] == "spire-agent-socket-dir"}
+    assert host["spire-agent-socket-dir"] == "/run/spire/agent-sockets-telco-operator"
+    assert mounts == {sock.rsplit("/", 1)[0]}
 
 
 def test_b_controller_manager_has_the_class_and_prefix_the_workloads_use() -> None:

@@ -66,6 +66,8 @@ KUBELET_DIR = "/var/lib/kubelet"
 AGENT_SOCKET_DIR = "/run/spire/agent-sockets"
 # the downstream package's upstream agent keeps its socket apart from the edge agent's
 UPSTREAM_AGENT_SOCKET_DIR = "/run/spire/upstream-agent-sockets"
+# a trust-domain migration's B agent: /run/spire/agent-sockets-<B> (spire_config/migration.py)
+MIGRATION_AGENT_SOCKET_DIR_PREFIX = AGENT_SOCKET_DIR + "-"
 
 
 def _repo(image: str) -> str:
@@ -165,6 +167,8 @@ def rewrite_host_paths(o: dict, prefix: Path) -> None:
         for host in (KUBELET_DIR, AGENT_SOCKET_DIR, UPSTREAM_AGENT_SOCKET_DIR):
             if path == host or path.startswith(host + "/"):
                 return str(prefix) + path
+        if path.startswith(MIGRATION_AGENT_SOCKET_DIR_PREFIX):
+            return str(prefix) + path
         return path
     for spec in _pod_specs(o):
         for v in spec.get("volumes", []):
@@ -404,3 +408,54 @@ def upstream_to_root(o: dict) -> None:
             for port in c.get("ports", []):
                 if port["containerPort"] == UPSTREAM_AGENT_HEALTH[0]:
                     port["containerPort"] = UPSTREAM_AGENT_HEALTH[1]
+
+
+# ---------------------------------------------------------------------------
+# a trust-domain migration on one node: B's SPIRE beside A's
+# ---------------------------------------------------------------------------
+# B's packages (SpireDeployment spec.migration.from: A) already have names, namespaces, a
+# className, an entry ID prefix, a CSI driver and an agent socket directory of their own: in
+# a cluster nothing of B collides with A.  On the host network of a single node the ports
+# do (in a cluster each pod has its own network namespace), so B's move aside.
+
+MIGRATION_B_PORTS = {"server": (8081, 18081), "health": (8080, 18080), "controller": (8083, 18083),
+                     "agent-health": (9982, 19982), "registrar-health": (9809, 19809)}
+
+
+def _move_container_ports(o: dict, moves: dict[int, int]) -> None:
+    for spec in _pod_specs(o):
+        for c in _containers(spec):
+            for port in c.get("ports", []):
+                port["containerPort"] = moves.get(port["containerPort"], port["containerPort"])
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                get = (c.get(probe) or {}).get("httpGet") or {}
+                if isinstance(get.get("port"), int):
+                    get["port"] = moves.get(get["port"], get["port"])
+            args = c.get("args", [])
+            for i, a in enumerate(args[:-1]):
+                if a in ("-health-port", "--health-port") and int(args[i + 1]) in moves:
+                    args[i + 1] = str(moves[int(args[i + 1])])
+
+
+def migration_b_aside(o: dict) -> None:
+    """One object of B's spire-server or spire-agent package, off A's host ports: the
+    server's gRPC and health ports, its controller manager's health probe, the agent's
+    server port (B's server) and health port, the CSI driver registrar's health port."""
+    p = MIGRATION_B_PORTS
+    data = o.get("data") or {}
+    if "server.conf" in data:
+        rewrite_config_map(o, "server.conf", {"server.bind_port": p["server"][1],
+                                              "health_checks.bind_port": str(p["health"][1])})
+    if "agent.conf" in data:
+        rewrite_config_map(o, "agent.conf", {"agent.server_port": p["server"][1],
+                                             "health_checks.bind_port": str(p["agent-health"][1])})
+    for key, text in list(data.items()):
+        if key.endswith(".yaml") and "ControllerManagerConfig" in text:
+            addr = yaml.safe_load(text).get("health", {}).get("healthProbeBindAddress", "")
+            old, new = p["controller"]
+            if addr.endswith(f":{old}"):
+                rewrite_config_map(o, key, {"health.healthProbeBindAddress": f"{LOOPBACK}:{new}"})
+    if o["kind"] == "StatefulSet":
+        _move_container_ports(o, dict(p[k] for k in ("server", "health", "controller")))
+    if o["kind"] == "DaemonSet":
+        _move_container_ports(o, dict(p[k] for k in ("agent-health", "registrar-health")))

@@ -110,7 +110,9 @@ class Nested:
         td = {"trustDomain": self.trust_domain}
         # the root: its own cluster plus the edge as a nested workload cluster (addresses:
         # loopback, where the upstream agent and the apiserver are)
-        self.root_pkg = render_spire("spire-server", tmp / "root", drop=("federation",), changes={
+        # (no OIDC discovery provider, as in test_real_node_spire.py: its image is not built for
+        # the node tier, and its pod volume needs a TLS Secret nobody issues here)
+        self.root_pkg = render_spire("spire-server", tmp / "root", drop=("federation", "oidcDiscoveryProvider"), changes={
             **td, "clusterName": ROOT_CLUSTER,
             "workloadClusters": [{"name": self.edge, "mode": "nested", "sourceCIDRs": [f"{LOOPBACK}/32"],
                                   "apiServer": {"cidrs": [f"{LOOPBACK}/32"], "port": port}}]})

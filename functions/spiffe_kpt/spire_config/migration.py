@@ -107,8 +107,8 @@ def rename(items: list[dict[str, Any]], v: Values, spec: dict[str, Any]) -> None
     s = slug(v.trust_domain)
     driver = target_csi_driver(v.trust_domain)
     socket_dir = f"{SOCKET_DIR_A}-{s}"
-    strings = [(re.compile(r"(?<![\w.-])" + re.escape(CSI_DRIVER_A) + r"(?![\w-])"), driver),
-               (re.compile(re.escape(SOCKET_DIR_A) + r"(?![\w-])"), socket_dir)]
+    strings = [(re.compile(r"(?<![\w.-])" + re.escape(CSI_DRIVER_A) + r"(?![\w-])"), driver)]
+    socket = re.compile(re.escape(SOCKET_DIR_A) + r"(?![\w-])")
     for obj in items:
         kind = obj.get("kind")
         meta = obj.get("metadata") or {}
@@ -120,6 +120,12 @@ def rename(items: list[dict[str, Any]], v: Values, spec: dict[str, Any]) -> None
             meta["name"] = driver
         if kind == "DaemonSet":
             _replace_strings(obj.get("spec"), strings)
+            # Only the node's directory moves: inside the containers the socket stays where
+            # agent.conf's socket_path (and the CSI driver's mount) expect it.
+            for vol in ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("volumes") or []:
+                host = vol.get("hostPath") if isinstance(vol, dict) else None
+                if isinstance(host, dict) and isinstance(host.get("path"), str):
+                    host["path"] = socket.sub(socket_dir, host["path"])
 
 
 def _replace_strings(node: Any, subs: list[tuple[re.Pattern[str], str]]) -> None:

@@ -25,10 +25,13 @@ type report struct {
 	Error     string   `json:"error,omitempty"`
 	SpiffeIDs []string `json:"spiffeIDs,omitempty"`
 	// PEM chain of the first SVID, leaf first
-	Chain     string   `json:"chain,omitempty"`
-	Bundle    string   `json:"bundle,omitempty"`
-	JWT       string   `json:"jwt,omitempty"`
-	JWTError  string   `json:"jwtError,omitempty"`
+	Chain  string `json:"chain,omitempty"`
+	Bundle string `json:"bundle,omitempty"`
+	// the other trust domains' X.509 authorities the Workload API delivered (federation):
+	// trust domain -> PEM
+	Federated map[string]string `json:"federated,omitempty"`
+	JWT       string            `json:"jwt,omitempty"`
+	JWTError  string            `json:"jwtError,omitempty"`
 }
 
 func emit(r report) {
@@ -53,9 +56,19 @@ func fetch(ctx context.Context, client *workloadapi.Client) {
 		for _, cert := range x.SVIDs[0].Certificates {
 			r.Chain += string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
 		}
-		if b, ok := x.Bundles.Get(x.SVIDs[0].ID.TrustDomain()); ok {
+		own := x.SVIDs[0].ID.TrustDomain()
+		for _, b := range x.Bundles.Bundles() {
+			var text string
 			for _, cert := range b.X509Authorities() {
-				r.Bundle += string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
+				text += string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
+			}
+			if b.TrustDomain() == own {
+				r.Bundle = text
+			} else {
+				if r.Federated == nil {
+					r.Federated = map[string]string{}
+				}
+				r.Federated[b.TrustDomain().Name()] = text
 			}
 		}
 	}
