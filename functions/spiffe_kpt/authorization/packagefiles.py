@@ -14,7 +14,11 @@ import yaml
 from ..krm import yamlio
 
 
-def read_items(pkg: str) -> list[dict[str, Any]]:
+def read_items(pkg: str, annotate_path: bool = False) -> list[dict[str, Any]]:
+    """The package's resources in kpt's order; with ``annotate_path`` each carries its file
+    (``config.kubernetes.io/path``, relative to the package) as kpt hands it to functions."""
+    from ..krm.resourcelist import ANN_PATH
+
     ignore: set[str] = set()
     krmignore = os.path.join(pkg, ".krmignore")
     if os.path.isfile(krmignore):
@@ -28,6 +32,13 @@ def read_items(pkg: str) -> list[dict[str, Any]]:
                 continue
             path = os.path.join(root, name)
             with open(path, encoding="utf-8") as f:
-                docs = yaml.load_all(f.read(), Loader=yamlio.Loader)  # noqa: S506 - the project's safe loader
-                items.extend(d for d in docs if isinstance(d, dict))
+                docs = [d for d in yaml.load_all(f.read(), Loader=yamlio.Loader)  # noqa: S506 - the safe loader
+                        if isinstance(d, dict)]
+            if annotate_path:
+                rel = os.path.relpath(path, pkg).replace(os.sep, "/")
+                for d in docs:
+                    meta = d.setdefault("metadata", {}) if isinstance(d.get("metadata", {}), dict) else {}
+                    ann = meta.setdefault("annotations", {}) if isinstance(meta.get("annotations", {}), dict) else {}
+                    ann[ANN_PATH] = rel
+            items.extend(docs)
     return items

@@ -88,32 +88,9 @@ class Package:
 
 def read_package(pkg: Path) -> list[dict[str, Any]]:
     """The package's resources as kpt hands them to functions, with their file path annotated (for edits)."""
-    import os
+    from ..authorization.packagefiles import read_items
 
-    import yaml
-
-    from ..krm import yamlio
-    from ..krm.resourcelist import ANN_PATH
-
-    ignore: set[str] = set()
-    krmignore = pkg / ".krmignore"
-    if krmignore.is_file():
-        ignore = {ln.strip().strip("/") for ln in krmignore.read_text().splitlines()
-                  if ln.strip() and not ln.startswith("#")}
-    items: list[dict[str, Any]] = []
-    for root, dirs, files in os.walk(pkg):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ignore)
-        for name in sorted(files):
-            if name.startswith(".") or not (name.endswith((".yaml", ".yml")) or name == "Kptfile"):
-                continue
-            path = Path(root) / name
-            for doc in yaml.load_all(path.read_text(), Loader=yamlio.Loader):  # noqa: S506 - the safe loader
-                if isinstance(doc, dict):
-                    meta = doc.setdefault("metadata", {}) if isinstance(doc.get("metadata", {}), dict) else {}
-                    ann = meta.setdefault("annotations", {}) if isinstance(meta.get("annotations", {}), dict) else {}
-                    ann[ANN_PATH] = path.relative_to(pkg).as_posix()
-                    items.append(doc)
-    return items
+    return read_items(str(pkg), annotate_path=True)
 
 
 def _with_domain(sid: str, td: str) -> str:
