@@ -24,6 +24,7 @@ storage, initialized and unsealed by ``secretsmgr.SecretsServer`` (not dev mode)
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -39,6 +40,8 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID, NameOID
+
+import spiffe_kpt
 
 from . import binaries, hclconf
 from .conftest import _ensure_or_fail
@@ -324,7 +327,11 @@ def _apply_as_the_readme_says(kube: Kube, objs: list[dict], tmp_path: Path, n: i
     args = list(c["args"])
     for mount, d in paths.items():
         args = [a.replace(mount, str(d)) for a in args]
-    p = subprocess.run([sys.executable, *c["command"][1:], *args], capture_output=True, text=True, timeout=120)
+    # `python3 -S` reads no site-packages: the function image finds the project through its
+    # ENV PYTHONPATH=/opt/spiffe-kpt (Dockerfile); here, this tree's functions directory.
+    env = {**os.environ, "PYTHONPATH": str(Path(spiffe_kpt.__file__).resolve().parents[1])}
+    p = subprocess.run([sys.executable, *c["command"][1:], *args], capture_output=True, text=True, timeout=120,
+                       env=env)
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
 
