@@ -8,12 +8,13 @@ with the reason, so a green run always means the real components ran.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
 from . import binaries
-from .stack import Kube, Stack
+from .stack import LOOPBACK, Kube, Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,3 +148,18 @@ def node_cluster(node_binaries):
     with node_lock(), Stack() as st:
         k = st.kube(extra_args=apiserver_args())
         yield Node(st, k)
+
+
+@pytest.fixture
+def closed_ports():
+    """Two ports on 127.0.0.1 bound by this test and never listened on: a connection is refused,
+    and no other process can take them while the test runs (bundle endpoints that must never be
+    reached: test_real_gitops_federation.py, test_real_migration.py)."""
+    socks = []
+    for _ in range(2):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((LOOPBACK, 0))
+        socks.append(s)
+    yield [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()

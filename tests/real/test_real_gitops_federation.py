@@ -54,20 +54,6 @@ def gkube(kube_binaries, spire_binaries):
         yield install_upstream_crds(st.kube())
 
 
-@pytest.fixture
-def closed_ports():
-    """Two ports on 127.0.0.1 bound by this test and never listened on: a connection is refused,
-    and no other process can take them while the test runs."""
-    socks = []
-    for _ in range(2):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind((LOOPBACK, 0))
-        socks.append(s)
-    yield [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-
-
 def refused(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as c:
         c.settimeout(2)

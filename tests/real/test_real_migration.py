@@ -18,7 +18,6 @@ federates with A, and once B's SpireDeployment is complete its federation with A
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from pathlib import Path
 
@@ -46,18 +45,6 @@ def mkube(kube_binaries, spire_binaries):
     """An apiserver of its own (with the upstream CRDs): no other module's objects reach these controllers."""
     with Stack() as st:
         yield install_upstream_crds(st.kube())
-
-
-@pytest.fixture
-def closed_ports():
-    socks = []
-    for _ in range(2):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind((LOOPBACK, 0))
-        socks.append(s)
-    yield [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
 
 
 def _peer(td: str, port: int) -> dict:
