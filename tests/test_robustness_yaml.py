@@ -124,6 +124,34 @@ def test_deep_nesting_in_a_large_input_takes_the_same_limit() -> None:
     assert code == 0 and out == ok
 
 
+@pytest.mark.parametrize("pad", ["", "  pad: '" + "x" * 300_000 + "'\n"], ids=["libyaml", "rapidyaml"])
+def test_the_limit_is_exact_on_both_paths(pad: str) -> None:
+    # The root map, items and the item are three levels: 3 + 9,997 = 10,000 levels load, one more
+    # is refused, whether libyaml (small input) or rapidyaml (above 256 KB) parses it.
+    def text(depth: int) -> str:
+        return HEAD + pad + "  x: " + "[" * depth + "]" * depth + "\n"
+    out, code = process(text(yamlio.MAX_DEPTH - 3), lambda rl: None, "t")
+    assert code == 0 and out == text(yamlio.MAX_DEPTH - 3)
+    assert "nested deeper than 10,000 levels" in _one_error(text(yamlio.MAX_DEPTH - 2))
+
+
+def test_braces_in_scalars_keep_a_large_input_on_rapidyaml(monkeypatch) -> None:
+    # 1,250 ClusterSPIFFEIDs carry 10,000 braces in their templates ("spiffe://{{ .TrustDomain }}"),
+    # none of which nests anything: the input must not fall back to libyaml's path (2-3x slower
+    # and 1.5x the memory; the fallback is what a brace count as the nesting bound did).
+    template = "spiffe://{{ .TrustDomain }}/ns/{{ .PodMeta.Namespace }}/sa/{{ .PodSpec.ServiceAccountName }}"
+    text = "apiVersion: config.kubernetes.io/v1\nkind: ResourceList\nitems:\n" + "".join(
+        f"- apiVersion: spire.spiffe.io/v1alpha1\n  kind: ClusterSPIFFEID\n  metadata:\n    name: id-{i}\n"
+        f"  spec:\n    spiffeIDTemplate: {template}\n" for i in range(1_700))
+    assert len(text) > yamlio.RYML_MIN_BYTES and text.count("{") > yamlio.MAX_DEPTH
+
+    def refuse(_text):
+        raise AssertionError("a large input without anchors or tags went to libyaml's path")
+    monkeypatch.setattr(yamlio, "load_libyaml", refuse)
+    doc = yamlio.load(text)
+    assert len(doc["items"]) == 1_700 and doc["items"][-1]["spec"]["spiffeIDTemplate"] == template
+
+
 @pytest.mark.parametrize("value, expected", [
     ('!!int "abc"', "'abc' is not an integer"),
     ("!!int 0x", "'0x' is not an integer"),

@@ -257,7 +257,7 @@ def _stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
-def make_ryml_loader(plain_scalar: Callable[[str], Any]) -> Callable[[bytes], Any] | None:
+def make_ryml_loader(plain_scalar: Callable[[str], Any], max_depth: int) -> Callable[[bytes], Any] | None:
     """Build ``load(data: bytes)`` on rapidyaml (the ``rapidyaml`` package), or None without it.
 
     Why: libyaml composing PyYAML nodes is slow on large inputs (Cython node objects, a Python
@@ -266,6 +266,9 @@ def make_ryml_loader(plain_scalar: Callable[[str], Any]) -> Callable[[bytes], An
     PyPI, yaml-rs and py-yaml12, are faster still but return plain values: a quoted "x" or a
     0644 cannot be told from x or 644, so they cannot keep our round trip byte-exact).
     ``plain_scalar(text)`` resolves an unquoted scalar exactly as the PyYAML loader does.
+    rapidyaml's parser does not recurse, so any nesting parses; a document nested deeper than
+    ``max_depth`` collections raises ``Unsupported`` while it is walked (the caller's libyaml path
+    then reports it with its line). The caller raises the recursion limit to fit ``max_depth``.
     Non-empty flow collections become ``FlowList`` / ``FlowDict`` (rapidyaml flags their
     container style). Anchors, aliases, tags, several documents, bytes that are not UTF-8 and
     parse errors raise ``Unsupported``: the caller then parses with PyYAML (which reports errors with their line
@@ -309,9 +312,12 @@ def make_ryml_loader(plain_scalar: Callable[[str], Any]) -> Callable[[bytes], An
                 return styled(text, flags, is_key)
             return plain_scalar(text)
 
-        def walk(node: int, flags: int) -> Any:
+        def walk(node: int, flags: int, depth: int) -> Any:
             if flags & unusual:
                 raise Unsupported("anchor, alias or tag")
+            if depth > max_depth:
+                raise Unsupported(f"nested deeper than {max_depth} levels")
+            depth += 1
             if flags & MAP:
                 child = first(node)
                 out = flow_dict() if flags & flow and child != NONE else {}
@@ -320,7 +326,7 @@ def make_ryml_loader(plain_scalar: Callable[[str], Any]) -> Callable[[bytes], An
                     if cf & unusual:
                         raise Unsupported("anchor, alias or tag")
                     k = scalar(child, cf, True)
-                    out[k] = walk(child, cf) if cf & container else scalar(child, cf, False)
+                    out[k] = walk(child, cf, depth) if cf & container else scalar(child, cf, False)
                     child = nxt(child)
                 return out
             if flags & SEQ:
@@ -330,7 +336,7 @@ def make_ryml_loader(plain_scalar: Callable[[str], Any]) -> Callable[[bytes], An
                     cf = typ(child)
                     if cf & unusual:
                         raise Unsupported("anchor, alias or tag")
-                    items.append(walk(child, cf) if cf & container else scalar(child, cf, False))
+                    items.append(walk(child, cf, depth) if cf & container else scalar(child, cf, False))
                     child = nxt(child)
                 return items
             return scalar(node, flags, False)
@@ -349,7 +355,7 @@ def make_ryml_loader(plain_scalar: Callable[[str], Any]) -> Callable[[bytes], An
         if not flags & container and flags & DOC and not flags & ryml.VAL:
             return None  # an empty document
         try:
-            return walk(root, flags)
+            return walk(root, flags, 1)
         except UnicodeDecodeError:
             # rapidyaml does not check the encoding; libyaml reports the bad byte with its line.
             raise Unsupported("not UTF-8") from None

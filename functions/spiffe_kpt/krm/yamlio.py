@@ -306,7 +306,7 @@ _ryml_load: Any = False  # not tried yet
 def _load_ryml(data: bytes) -> Any:
     global _ryml_load
     if _ryml_load is False:
-        _ryml_load = _fast.make_ryml_loader(_plain_scalar)
+        _ryml_load = _fast.make_ryml_loader(_plain_scalar, MAX_DEPTH)
     if _ryml_load is None:
         raise _fast.Unsupported("rapidyaml is not installed")
     return _ryml_load(data)
@@ -368,8 +368,9 @@ def load(text: str | bytes) -> Any:
     unhashable keys) is constructed by PyYAML's own constructors. A document nested deeper than
     ``MAX_DEPTH``, with recursive aliases or with excessive aliasing raises ``LimitError``
     (a ``YAMLError``), as kpt's parser refuses it."""
-    if len(text) >= RYML_MIN_BYTES and _nesting_bounded(text):
-        # (a document that might nest too deep goes to libyaml's path, which counts exactly)
+    if len(text) >= RYML_MIN_BYTES:
+        # (rapidyaml parses any nesting without recursing; its walk refuses past MAX_DEPTH levels,
+        # and libyaml's path then reports the document with its line)
         old = _recursion_limit(MAX_DEPTH + 10)
         try:
             return _load_ryml(text.encode() if isinstance(text, str) else text)
