@@ -190,6 +190,26 @@ def test_write_through_a_prefix_over_two_workload_types_is_a_warning() -> None:
     assert plan_of(rl)["policies"]  # a warning still renders
 
 
+def test_x509_login_for_an_identity_without_a_dns_name_is_a_warning() -> None:
+    # Vault 1.14's cert login fails for an SVID without a DNS name (tests/real/test_real_secrets.py
+    # pins it); the identity of this package is named, with the field that fixes it.
+    rl = run(grant("upf", [{"identity": "upf"}], [rule("upf/*", "read")]), context=ctx(x509Login=True))
+    assert errors(rl) == []
+    [w] = [r for r in rl.results if r.severity == "warning"]
+    assert (w.resource_ref.kind, w.resource_ref.name, w.field_path) == ("WorkloadIdentity", "upf", "spec.svid.dnsNames")
+    assert "AccessGrant upf: spec.clients[0] is identity upf" in w.message and "missing name in alias" in w.message
+    assert plan_of(rl)["authMounts"]  # a warning still renders
+    # With a DNS name, or without X.509 login, nothing to say.
+    named = [copy.deepcopy(o) for o in deploy("upf")]
+    named[1]["spec"]["svid"] = {"dnsNames": ["upf.ops.svc"]}
+    rl = ResourceList(items=[ctx(x509Login=True), *named, *deploy("smf"),
+                             grant("upf", [{"identity": "upf"}], [rule("upf/*", "read")])])
+    access(rl)
+    assert [r for r in rl.results if r.severity in ("warning", "error")] == []
+    rl = run(grant("upf", [{"identity": "upf"}], [rule("upf/*", "read")]))
+    assert [r for r in rl.results if r.severity in ("warning", "error")] == []
+
+
 def test_paths_not_valid_for_the_mount_type_are_errors() -> None:
     rl = run(grant("g", [{"identity": "upf"}], [rule("upf/*", "read", mount="pki"),
                                                  rule("data/upf/edge01/*", "read"),

@@ -282,6 +282,30 @@ def check_prefix_writes(grants: list[Any], identities: list[Any]) -> list[Result
     return out
 
 
+def check_x509_names(grants: list[Any], identities: list[Any], s: Settings) -> list[Result]:
+    """Warning: X.509 login is on and a grant's client, an identity of this package, gets an SVID
+    without a DNS name. Vault 1.14's cert auth names the login's alias after the certificate's
+    common name, and SPIRE sets a common name only from the first DNS name: such a login matches
+    the role, then fails (HTTP 500 "missing name in alias"). Clients named by spiffeID or prefix
+    are not checked: their DNS names are declared in another package."""
+    if not s.x509_login:
+        return []
+    by_name = {i.name: i for i in identities}
+    out: list[Result] = []
+    for g in grants:
+        for c in g.clients:
+            ident = by_name.get(c.identity) if c.identity else None
+            if ident is None or (ident.spec.get("svid") or {}).get("dnsNames"):
+                continue
+            out.append(warning(
+                f"AccessGrant {g.name}: {c.source} is identity {ident.name}, whose SVIDs have no DNS name, and "
+                "spec.access.secrets.x509Login is on: Vault 1.14's cert login names its alias after the "
+                "certificate's common name, which SPIRE sets only from a DNS name, so this identity's X.509 "
+                "login fails ('missing name in alias'). Add spec.svid.dnsNames to the WorkloadIdentity, or "
+                "log in with a JWT-SVID", ident.ref, "spec.svid.dnsNames"))
+    return out
+
+
 def check(grants: list[Any], identities: list[Any], s: Settings, ctx_ref: ResourceRef | None) -> list[Result]:
     secret_grants = [g for g in grants if g.secrets]
     out: list[Result] = []
@@ -301,6 +325,7 @@ def check(grants: list[Any], identities: list[Any], s: Settings, ctx_ref: Resour
             out.extend(check_path(g, r, s))
     out.extend(check_overlaps(secret_grants))
     out.extend(check_prefix_writes(secret_grants, identities))
+    out.extend(check_x509_names(secret_grants, identities, s))
     return out
 
 
