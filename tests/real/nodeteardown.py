@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 from .node import Node
 from .stack import StackError, wait_until
@@ -158,3 +159,40 @@ def force(node: Node, namespaces: list[str], volumes: list[str] = ()) -> None:
             nso["spec"]["finalizers"] = []
             k.kubectl("replace", "--raw", f"/api/v1/namespaces/{ns}/finalize", "-f", "-",
                       input=json.dumps(nso), check=False)
+
+
+def csi_drivers(node: Node) -> list[str]:
+    """The CSI drivers the kubelet has registered (CSINode)."""
+    out = node.kube.kubectl("get", "csinode", "-o", "jsonpath={.items[*].spec.drivers[*].name}").stdout
+    return out.split()
+
+
+def staged_teardown(node: Node, stages: list[tuple[str, list[dict]]], namespaces: list[str],
+                    volumes: list[dict], timeout: float) -> tuple[list[str], list[str]]:
+    """Delete a module's objects stage by stage (``stages``: what, objects; in the order their
+    pods must go), then ``namespaces``, then the PersistentVolumes ``volumes``, then wait for the
+    kubelet to unregister every CSI driver (the registrars remove their plugin sockets when they
+    stop). Each step is bounded by ``timeout``; a step that times out is dumped and forced (the
+    next steps still run). Returns (one timing per step, one diagnosis per timed-out step): the
+    caller asserts there are none, after its own cleanup."""
+    cluster = [o for _, objs in stages for o in objs]
+    volume_names = [v["metadata"]["name"] for v in volumes]
+    problems: list[str] = []
+    timings: list[str] = []
+
+    def step(what: str, fn) -> None:
+        t0 = time.monotonic()
+        try:
+            fn()
+        except StackError as e:
+            problems.append(f"{what}: {e}\n{dump(node, namespaces, cluster)}")
+            force(node, namespaces, volume_names)
+        timings.append(f"{what} {time.monotonic() - t0:.0f} s")
+
+    for what, objs in stages:
+        step(f"deleting {what}", lambda objs=objs: delete_objects(node, objs, timeout))
+    step("deleting the namespaces", lambda: delete_namespaces(node, namespaces, timeout))
+    step("deleting the PersistentVolumes", lambda: delete_objects(node, volumes, timeout))
+    step("the kubelet to unregister the CSI drivers", lambda: wait_until(
+        lambda: not csi_drivers(node), 60, "CSINode without drivers", interval=1))
+    return timings, problems

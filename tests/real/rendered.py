@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
 
 from spiffe_kpt.spire_config import hcl
 
@@ -353,3 +355,35 @@ def start_psat_agent(stack: Stack, kube: Kube, server: SpireServer, pkg: Path, *
                               files={"token": token, "bundle.pem": bundle_pem},
                               agent_id_path=f"/spire/agent/k8s_psat/{cluster}/{node.metadata.uid}")
     return PsatAgent(agent, rw, cluster, pod, node, _jwt_claims(token))
+
+
+def uri_sans(cert: x509.Certificate) -> list[str]:
+    """The URI SANs of a certificate (a SPIFFE ID for an SVID or a SPIRE CA)."""
+    try:
+        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    except x509.ExtensionNotFound:
+        return []
+    return san.get_values_for_type(x509.UniformResourceIdentifier)
+
+
+def mint_chain(server: SpireServer, spiffe_id: str, out: Path,
+               roots: list[x509.Certificate]) -> tuple[x509.Certificate, list[x509.Certificate]]:
+    """Mint an X.509-SVID for ``spiffe_id`` with the real server (``spire-server x509 mint``, written
+    to ``out``) and walk its chain: the leaf carries the ID, at least one intermediate follows, each
+    certificate is signed by the next, every intermediate is a CA, and the last is signed by one of
+    ``roots``. Returns the leaf and the intermediates, leaf side first."""
+    out.mkdir(parents=True, exist_ok=True)
+    server.cli("x509", "mint", "-spiffeID", spiffe_id, "-write", out)
+    chain = x509.load_pem_x509_certificates((out / "svid.pem").read_bytes())
+    leaf, cas = chain[0], chain[1:]
+    assert uri_sans(leaf) == [spiffe_id]
+    assert cas, "no intermediate in the minted chain"
+    cert = leaf
+    for ca in cas:
+        cert.verify_directly_issued_by(ca)
+        assert ca.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca is True
+        cert = ca
+    issuers = [r for r in roots if r.subject == cert.issuer]
+    assert issuers, "the chain does not end at one of the roots"
+    cert.verify_directly_issued_by(issuers[0])
+    return leaf, cas

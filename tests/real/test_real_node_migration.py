@@ -46,7 +46,7 @@ from .conftest import install_upstream_crds
 from .node import Node, import_images
 from .rendered import apply_order, by_kind, cluster_objects, local_objects, render_example, render_spire, to_yaml
 from .stack import LOOPBACK, StackError, spiffe_id_str, wait_until
-from .test_real_node_nested import _csi_drivers, _image_and_env_paths, _uris, _volume
+from .test_real_node_nested import _image_and_env_paths, _uris, _volume
 from .test_real_node_spire import (
     IMAGES,
     SERVER_SOCKET,
@@ -223,25 +223,7 @@ class Migration:
         namespaces = [WL_NS, NS[A][1], NS[B][1]] + [o["metadata"]["name"] for _, objs in stages for o in objs
                                                     if o["kind"] == "Namespace"]
         namespaces = list(dict.fromkeys(namespaces))
-        cluster = [o for _, objs in stages for o in objs]
-        problems: list[str] = []
-        timings: list[str] = []
-
-        def step(what: str, fn) -> None:
-            t0 = time.monotonic()
-            try:
-                fn()
-            except StackError as e:
-                problems.append(f"{what}: {e}\n{nodeteardown.dump(node, namespaces, cluster)}")
-                nodeteardown.force(node, namespaces, [v["metadata"]["name"] for v in self.volumes])
-            timings.append(f"{what} {time.monotonic() - t0:.0f} s")
-        for what, objs in stages:
-            step(f"deleting {what}", lambda objs=objs: nodeteardown.delete_objects(node, objs, TEARDOWN_TIMEOUT))
-        step("deleting the namespaces", lambda: nodeteardown.delete_namespaces(node, namespaces, TEARDOWN_TIMEOUT))
-        step("deleting the PersistentVolumes",
-             lambda: nodeteardown.delete_objects(node, self.volumes, TEARDOWN_TIMEOUT))
-        step("the kubelet to unregister the CSI drivers", lambda: wait_until(
-            lambda: not _csi_drivers(node), 60, "CSINode without drivers", interval=1))
+        timings, problems = nodeteardown.staged_teardown(node, stages, namespaces, self.volumes, TEARDOWN_TIMEOUT)
         for s in self.closed:
             s.close()
         print("migration teardown: " + ", ".join(timings))
@@ -360,7 +342,7 @@ def test_a_and_b_run_side_by_side_with_exactly_the_listed_rewrites(migration: Mi
         f"{np}.to[0].ipBlock.cidr": ("<absent>", f"{LOOPBACK}/32")}
     # the kubelet has both drivers registered, and each server federates with the other from
     # the bundle committed to its package
-    assert sorted(_csi_drivers(m.node)) == sorted(DRIVER.values())
+    assert sorted(nodeteardown.csi_drivers(m.node)) == sorted(DRIVER.values())
     for td, peer in ((A, B), (B, A)):
         rel = json.loads(m.cli(td, "federation", "list", "-output", "json").stdout)["federation_relationships"]
         assert [r["trust_domain"] for r in rel] == [peer]

@@ -173,36 +173,11 @@ class Nested:
         namespaces = [AGENT_NS] + [o["metadata"]["name"] for _, objs in stages for o in objs
                                    if o["kind"] == "Namespace"]
         namespaces = list(dict.fromkeys(namespaces))
-        cluster = [o for _, objs in stages for o in objs]
-        problems: list[str] = []
-        timings: list[str] = []
-
-        def step(what: str, fn) -> None:
-            t0 = time.monotonic()
-            try:
-                fn()
-            except StackError as e:
-                problems.append(f"{what}: {e}\n{nodeteardown.dump(node, namespaces, cluster)}")
-                nodeteardown.force(node, namespaces, [v["metadata"]["name"] for v in self.volumes])
-            timings.append(f"{what} {time.monotonic() - t0:.0f} s")
-        for what, objs in stages:
-            step(f"deleting {what}", lambda objs=objs: nodeteardown.delete_objects(node, objs, TEARDOWN_TIMEOUT))
-        step("deleting the namespaces", lambda: nodeteardown.delete_namespaces(node, namespaces, TEARDOWN_TIMEOUT))
-        step("deleting the PersistentVolumes",
-             lambda: nodeteardown.delete_objects(node, self.volumes, TEARDOWN_TIMEOUT))
-        # the registrars removed their plugin sockets when they stopped: the kubelet
-        # unregistered both drivers (test_real_node_spire.py expects exactly its own)
-        step("the kubelet to unregister the CSI drivers", lambda: wait_until(
-            lambda: not _csi_drivers(node), 60, "CSINode without drivers", interval=1))
+        timings, problems = nodeteardown.staged_teardown(node, stages, namespaces, self.volumes, TEARDOWN_TIMEOUT)
         print("nested teardown: " + ", ".join(timings))
         shutil.rmtree(node.host / "run" / "spire", ignore_errors=True)
         shutil.rmtree(node.host / "srv", ignore_errors=True)
         assert not problems, "the nested topology's teardown timed out:\n" + "\n\n".join(problems)
-
-
-def _csi_drivers(node: Node) -> list[str]:
-    out = node.kube.kubectl("get", "csinode", "-o", "jsonpath={.items[*].spec.drivers[*].name}").stdout
-    return out.split()
 
 
 @pytest.fixture(scope="module")

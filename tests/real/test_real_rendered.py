@@ -32,7 +32,6 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
 from . import hclconf
 from .conftest import install_upstream_crds
@@ -45,6 +44,7 @@ from .rendered import (
     example_packages,
     free_ports,
     local_objects,
+    mint_chain,
     object_ref,
     render_constant_template,
     render_example,
@@ -52,6 +52,7 @@ from .rendered import (
     start_psat_agent,
     start_rendered_server,
     to_yaml,
+    uri_sans,
     yaml_diff,
 )
 from .stack import LOOPBACK, Stack, spiffe_id_str, wait_until
@@ -132,14 +133,6 @@ def _configmap_key(kube, ns: str, name: str, key: str) -> str | None:
         raise
 
 
-def _uri_sans(cert: x509.Certificate) -> list[str]:
-    try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
-    except x509.ExtensionNotFound:
-        return []
-    return san.get_values_for_type(x509.UniformResourceIdentifier)
-
-
 # ---------------------------------------------------------------------------
 # 2. the root server runs the rendered server.conf
 # ---------------------------------------------------------------------------
@@ -181,7 +174,7 @@ def test_root_server_starts_from_rendered_config_and_is_ready(rkube, real_stack,
             body = b""
             while chunk := tls.recv(65536):
                 body += chunk
-    assert _uri_sans(peer) == [f"spiffe://{ROOT_TD}/spire/server"]
+    assert uri_sans(peer) == [f"spiffe://{ROOT_TD}/spire/server"]
     served = json.loads(body.split(b"\r\n\r\n", 1)[1])
     assert {k["use"] for k in served["keys"]} == {"x509-svid", "jwt-svid"}
 
@@ -725,7 +718,7 @@ def test_downstream_server_chains_to_the_root(rkube, real_stack, spire_pkgs, tmp
     assert entry["results"][0]["entry"]["downstream"] is True
     svid_dir = up.agent.fetch_x509(tmp_path / "ds-svid")  # the entry reached the agent
     got = x509.load_pem_x509_certificates((svid_dir / "svid.0.pem").read_bytes())[0]
-    assert _uri_sans(got) == [ds_id]
+    assert uri_sans(got) == [ds_id]
 
     rendered = _server_conf(ds_pkg)
     ds, rw = start_rendered_server(real_stack, rkube, rendered, name="downstream",
@@ -740,25 +733,10 @@ def test_downstream_server_chains_to_the_root(rkube, real_stack, spire_pkgs, tmp
 
     # an SVID minted by the downstream chains leaf -> downstream CA -> root
     out = tmp_path / "mint"
-    out.mkdir()
-    workload = f"spiffe://{ROOT_TD}/ns/edge-apps/sa/probe"
-    ds.cli("x509", "mint", "-spiffeID", workload, "-write", out)
-    chain = x509.load_pem_x509_certificates((out / "svid.pem").read_bytes())
-    leaf, cas = chain[0], chain[1:]
-    assert _uri_sans(leaf) == [workload]
-    assert cas, "no intermediate in the minted chain"
-    cert = leaf
-    for ca in cas:
-        cert.verify_directly_issued_by(ca)
-        bc = ca.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
-        assert bc.ca is True
-        cert = ca
-    issuers = [r for r in roots if r.subject == cert.issuer]
-    assert issuers, "the chain does not end at the root's CA"
-    cert.verify_directly_issued_by(issuers[0])
+    _, cas = mint_chain(ds, f"spiffe://{ROOT_TD}/ns/edge-apps/sa/probe", out, roots)
     ds_ca = cas[0]
     assert ds_ca not in roots
-    assert _uri_sans(ds_ca) == [f"spiffe://{ROOT_TD}"]
+    assert uri_sans(ds_ca) == [f"spiffe://{ROOT_TD}"]
     assert x509.load_pem_x509_certificates((out / "bundle.pem").read_bytes())[0] in roots
 
 

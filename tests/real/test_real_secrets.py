@@ -39,7 +39,7 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 import spiffe_kpt
 
@@ -52,10 +52,12 @@ from .rendered import (
     cluster_objects,
     configmap_data,
     free_ports,
+    mint_chain,
     render_spire,
     rewrite_checked,
     server_local_rewrites,
     to_yaml,
+    uri_sans,
 )
 from .secretsmgr import SecretsServer
 from .stack import Kube, Stack, wait_until
@@ -81,14 +83,6 @@ def skube(vault_binaries, kube_binaries, spire_binaries):
 @pytest.fixture
 def secrets_server(vault_binaries, real_stack) -> SecretsServer:
     return SecretsServer(real_stack)
-
-
-def _uri_sans(cert: x509.Certificate) -> list[str]:
-    try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
-    except x509.ExtensionNotFound:
-        return []
-    return san.get_values_for_type(x509.UniformResourceIdentifier)
 
 
 def _ders(pem: str | None) -> set[bytes]:
@@ -219,20 +213,8 @@ def test_spire_server_with_vault_upstream_authority_chains_to_the_pki_root(skube
         [root_ca.public_bytes(serialization.Encoding.DER)]
 
     # an X.509-SVID it issues chains leaf -> SPIRE's intermediate CA (signed by the PKI) -> PKI root
-    out = tmp_path / "mint"
-    out.mkdir()
-    workload = f"spiffe://{ROOT_TD}/ns/core/sa/smf"
-    srv.cli("x509", "mint", "-spiffeID", workload, "-write", out)
-    chain = x509.load_pem_x509_certificates((out / "svid.pem").read_bytes())
-    leaf, cas = chain[0], chain[1:]
-    assert _uri_sans(leaf) == [workload]
-    assert cas, "no intermediate in the minted chain"
-    cert = leaf
-    for c in cas:
-        cert.verify_directly_issued_by(c)
-        cert = c
-    cert.verify_directly_issued_by(root_ca)
-    assert _uri_sans(cas[-1]) == [f"spiffe://{ROOT_TD}"]
+    _, cas = mint_chain(srv, f"spiffe://{ROOT_TD}/ns/core/sa/smf", tmp_path / "mint", [root_ca])
+    assert uri_sans(cas[-1]) == [f"spiffe://{ROOT_TD}"]
     # Vault's record of the intermediate it signed: the PKI's own certificate list has it
     serials = s.request("LIST", "pki-spire/certs")["data"]["keys"]
     want = ":".join(f"{b:02x}" for b in cas[-1].serial_number.to_bytes(20, "big").lstrip(b"\0"))
