@@ -171,3 +171,102 @@ def test_b_complete_drops_the_federation_with_a() -> None:
     done = rendered(items)
     assert not [i for i in done if i["kind"] == "ClusterFederatedTrustDomain"]
     assert _cm_config(done)["className"] == "spire-regional-telco-operator"  # names unchanged
+
+
+# The nested topology: a management root serving a central cluster and a nested edge, whose
+# downstream server chains to it. B's root runs beside A's in the management cluster, B's
+# downstream server beside A's in the edge cluster; each pair must share nothing either cluster
+# or the edge's nodes hold once, and B's names must meet: the classes of B's root's controller
+# managers are the ones the clusters' twin registrations use, and B's downstream server is
+# registered at B's root under the class B's root gives the edge.
+EDGE = "edge-1"
+ROOT_CLUSTERS = [{"name": CLUSTER, "mode": "central", "sourceCIDRs": ["10.20.0.0/24"],
+                  "apiServer": {"cidrs": ["10.20.1.10/32"]}},
+                 {"name": EDGE, "mode": "nested", "sourceCIDRs": ["10.30.0.0/24"],
+                  "apiServer": {"cidrs": ["10.30.1.10/32"]}}]
+
+
+def root(td: str, migration: dict[str, str], peer_td: str, peer_ns: str) -> list[dict[str, Any]]:
+    items = server(td, migration, peer_td, peer_ns)
+    values = next(i for i in items if i.get("kind") == "SpireDeployment")
+    values["spec"].update(clusterName="mgmt", workloadClusters=copy.deepcopy(ROOT_CLUSTERS),
+                          service={"type": "LoadBalancer"})
+    return items
+
+
+def downstream(td: str, migration: dict[str, str], peer_td: str, peer_ns: str) -> list[dict[str, Any]]:
+    items = read_package(SPIRE / "spire-downstream-server")
+    values = next(i for i in items if i.get("kind") == "SpireDeployment")
+    values["spec"].update(
+        trustDomain=td, clusterName=EDGE, migration=migration, offlineTolerance="12h",
+        ca={"ttl": "24h", "keyType": "ec-p256"},
+        upstream={"address": "spire.mgmt.example.net", "port": 8081, "rootCATTL": "168h", "cidrs": ["192.0.2.10/32"]},
+        networkPolicy={"nodeCIDRs": ["10.30.0.0/24"], "apiServer": {"cidrs": ["10.30.1.10/32"]}},
+        federation={"bundleEndpoint": {"profile": "https_spiffe", "port": 8443}, "peers": [_peer(peer_td, peer_ns)]})
+    return items + [trust_bundle(peer_td.replace(".", "-"), peer_td, bundle_text(peer_td))]
+
+
+def _all_host_paths(items: list[dict[str, Any]]) -> set[str]:
+    return {v["hostPath"]["path"] for i in items if i["kind"] in ("DaemonSet", "StatefulSet")
+            for v in i["spec"]["template"]["spec"].get("volumes") or [] if "hostPath" in v}
+
+
+def _csi_volumes(items: list[dict[str, Any]]) -> set[str]:
+    return {v["csi"]["driver"] for i in items if i["kind"] in ("DaemonSet", "StatefulSet")
+            for v in i["spec"]["template"]["spec"].get("volumes") or [] if "csi" in v}
+
+
+def _cm_configs(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    cm = next(i for i in items if i["kind"] == "ConfigMap" and i["metadata"]["name"] == "spire-controller-manager")
+    return {k.removesuffix(".yaml"): yamlio.load(v) for k, v in cm["data"].items()}
+
+
+def test_nested_b_runs_beside_a_at_the_root_and_at_the_edge() -> None:
+    from spiffe_kpt.api.migration import target_class_name
+    root_a = rendered(root(A, {"to": B}, B, "spire-server-telco-operator"))
+    root_b = rendered(root(B, {"from": A}, A, "spire-server"))
+    ds_a = rendered(downstream(A, {"to": B}, B, "spire-server-telco-operator"))
+    ds_b = rendered(downstream(B, {"from": A}, A, "spire-server"))
+    # the management cluster: every object, and every controller manager's class, B's own
+    assert not _cluster_keys(root_a) & _cluster_keys(root_b)
+    classes_a = {c["className"] for c in _cm_configs(root_a).values()}
+    classes_b = {c["className"] for c in _cm_configs(root_b).values()}
+    assert classes_a == {"spire-mgmt", f"spire-{CLUSTER}", f"spire-{EDGE}-upstream"}
+    assert not classes_a & classes_b
+    # B's root watches the central cluster under the class its workloads' twin registrations
+    # use (IdentityContext migration defaults: target_class_name of A's className)
+    assert _cm_configs(root_b)[CLUSTER]["className"] == target_class_name(f"spire-{CLUSTER}", B)
+    # the edge cluster and its nodes: objects, node directories and CSI drivers B's own
+    assert not _cluster_keys(ds_a) & _cluster_keys(ds_b), _cluster_keys(ds_a) & _cluster_keys(ds_b)
+    assert _all_host_paths(ds_a) & _all_host_paths(ds_b) == {"/var/lib/kubelet/pods",
+                                                              "/var/lib/kubelet/plugins_registry"}
+    drivers_b = {i["metadata"]["name"] for i in ds_b if i["kind"] == "CSIDriver"}
+    assert drivers_b == {"upstream.telco-operator.csi.spiffe.io"}
+    assert _csi_volumes(ds_b) == drivers_b  # the downstream server mounts B's upstream driver
+    assert _csi_volumes(ds_a) == {"upstream.csi.spiffe.io"}
+    csi = next(i for i in ds_b if i["kind"] == "DaemonSet" and i["metadata"]["name"] == "spire-upstream-csi-driver")
+    args = [a for c in csi["spec"]["template"]["spec"]["containers"] for a in c.get("args") or []]
+    assert "upstream.telco-operator.csi.spiffe.io" in args and "upstream.csi.spiffe.io" not in args
+    assert "/var/lib/kubelet/plugins/upstream.telco-operator.csi.spiffe.io/csi.sock" in args
+    assert "/run/spire/upstream-agent-sockets-telco-operator" in _all_host_paths(ds_b)
+    # B's downstream server is registered at B's root: its ClusterSPIFFEID (in the edge cluster,
+    # beside A's) names the class B's root gives the edge, and selects B's server pods
+    [reg_a] = [i for i in ds_a if i["kind"] == "ClusterSPIFFEID"]
+    [reg_b] = [i for i in ds_b if i["kind"] == "ClusterSPIFFEID"]
+    assert reg_a["metadata"]["name"] == "spire-downstream-server"
+    assert reg_b["metadata"]["name"] == "spire-downstream-server-telco-operator"
+    assert reg_a["spec"]["className"] == _cm_configs(root_a)[EDGE]["className"]
+    assert reg_b["spec"]["className"] == _cm_configs(root_b)[EDGE]["className"] == \
+        target_class_name(f"spire-{EDGE}-upstream", B)
+    assert reg_b["spec"]["namespaceSelector"]["matchLabels"] == \
+        {"kubernetes.io/metadata.name": "spire-server-telco-operator"}
+    # and B's edge reconciles its own workloads' twins, as a central cluster's would
+    assert _cm_configs(ds_b)[EDGE]["className"] == target_class_name(f"spire-{EDGE}", B)
+
+
+def test_rendering_nested_b_twice_changes_nothing() -> None:
+    for items in (root(B, {"from": A}, A, "spire-server"), downstream(B, {"from": A}, A, "spire-server")):
+        doc, code = run(items, configure)
+        assert code == 0, [r["message"] for r in errors(doc)]
+        again, code = run(doc["items"], configure)
+        assert code == 0 and yamlio.dump(again["items"]) == yamlio.dump(doc["items"])

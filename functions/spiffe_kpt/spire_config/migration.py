@@ -14,6 +14,10 @@ on a cluster or a node gets a name of its own:
   match) and the agent's socket directory ``/run/spire/agent-sockets-<B>`` on the node
   (``<B>`` is B with '.' as '-'). What the IdentityContext's migration defaults to
   (``api.migration``) is exactly this.
+- The nested topology: B's root gives each workload cluster's controller manager A's class with
+  ``-<B>`` (what that cluster's twin registrations use), and B's downstream server renames its
+  upstream agent's CSI driver (``upstream.<B>.csi.spiffe.io``), node socket directory and its
+  registration at the root (``spire-downstream-server-<B>``, under B's root's class for the edge).
 - ``spec.migration.to: B`` on A's: nothing of A changes.
 - Either side must federate with the other (``spec.federation.peers``, best bootstrapped with a
   committed ``trustBundle``, so neither needs the other's bundle endpoint first).
@@ -26,9 +30,14 @@ from typing import Any
 
 from ..api.conventions import default_class_name
 from ..api.migration import CSI_DRIVER_A, slug, target_class_name, target_csi_driver
-from .values import Problem, Values
+from .values import DOWNSTREAM, Problem, Values
 
 SOCKET_DIR_A = "/run/spire/agent-sockets"
+# The downstream server's upstream agent (spire-downstream-server): its CSI driver, node socket
+# directory and registration at the root, each A's name in A's package.
+UPSTREAM_CSI_DRIVER_A = Values.upstream_csi_driver
+UPSTREAM_SOCKET_DIR_A = "/run/spire/upstream-agent-sockets"
+DOWNSTREAM_REGISTRATION_A = Values.downstream_registration
 RBAC_KINDS = frozenset({"ClusterRole", "ClusterRoleBinding"})
 
 
@@ -56,6 +65,20 @@ def apply_defaults(v: Values, spec: dict[str, Any]) -> None:
         v.server_namespace = f"{v.server_namespace}-{s}"
     if "agentNamespace" not in spec:
         v.agent_namespace = f"{v.agent_namespace}-{s}"
+    # B's root: one controller manager per workload cluster, beside A's in the same cluster, with
+    # the className the cluster's twin registrations use (IdentityContext migration defaults).
+    raw_clusters = spec.get("workloadClusters") or []
+    for wc, raw in zip(v.workload_clusters, raw_clusters):
+        if "className" not in raw:
+            wc.class_name = target_class_name(wc.class_name, v.trust_domain)
+        if "entryIDPrefix" not in raw:
+            wc.entry_id_prefix = f"{wc.entry_id_prefix}-{s}"[:63]
+    # B's downstream server: registered at B's root by the root's controller manager for this
+    # cluster, whose class B's root suffixed the same way.
+    if v.role == DOWNSTREAM and "className" not in (spec.get("upstream") or {}):
+        v.upstream_class_name = target_class_name(v.upstream_class_name, v.trust_domain)
+    v.upstream_csi_driver = upstream_csi_driver(v, spec)
+    v.downstream_registration = downstream_registration_name(v, spec)
 
 
 def check(v: Values, spec: dict[str, Any]) -> list[Problem]:
@@ -99,16 +122,37 @@ def _suffix(name: str, s: str) -> str:
     return name if name.endswith(f"-{s}") else f"{name}-{s}"
 
 
+def upstream_csi_driver(v: Values, spec: dict[str, Any]) -> str:
+    """The CSI driver through which a downstream server reaches its upstream agent: A's name, or
+    B's own during a migration (B's deployment, spec.migration.from)."""
+    side = other_domain(spec)
+    if side is None or side[0] != "from":
+        return UPSTREAM_CSI_DRIVER_A
+    return f"upstream.{target_csi_driver(v.trust_domain)}"
+
+
+def downstream_registration_name(v: Values, spec: dict[str, Any]) -> str:
+    """The name of the ClusterSPIFFEID that registers a downstream server at its root (applied in
+    the edge cluster, where A's and B's would be one object)."""
+    side = other_domain(spec)
+    if side is None or side[0] != "from":
+        return DOWNSTREAM_REGISTRATION_A
+    return _suffix(DOWNSTREAM_REGISTRATION_A, slug(v.trust_domain))
+
+
 def rename(items: list[dict[str, Any]], v: Values, spec: dict[str, Any]) -> None:
-    """B's deployment: rename what would collide with A's on the cluster or the nodes (idempotent)."""
+    """B's deployment: rename what would collide with A's on the cluster or the nodes (idempotent):
+    the agent's (and a downstream server's upstream agent's) CSI driver and node socket directory,
+    cluster-scoped RBAC, and a downstream server's registration at the root."""
     side = other_domain(spec)
     if side is None or side[0] != "from":
         return
     s = slug(v.trust_domain)
-    driver = target_csi_driver(v.trust_domain)
-    socket_dir = f"{SOCKET_DIR_A}-{s}"
-    strings = [(re.compile(r"(?<![\w.-])" + re.escape(CSI_DRIVER_A) + r"(?![\w-])"), driver)]
-    socket = re.compile(re.escape(SOCKET_DIR_A) + r"(?![\w-])")
+    driver, upstream_driver = target_csi_driver(v.trust_domain), upstream_csi_driver(v, spec)
+    registration = downstream_registration_name(v, spec)
+    strings = [(re.compile(r"(?<![\w.-])" + re.escape(CSI_DRIVER_A) + r"(?![\w-])"), driver),
+               (re.compile(r"(?<![\w.-])" + re.escape(UPSTREAM_CSI_DRIVER_A) + r"(?![\w-])"), upstream_driver)]
+    sockets = [(re.compile(re.escape(d) + r"(?![\w-])"), f"{d}-{s}") for d in (SOCKET_DIR_A, UPSTREAM_SOCKET_DIR_A)]
     for obj in items:
         kind = obj.get("kind")
         meta = obj.get("metadata") or {}
@@ -116,8 +160,10 @@ def rename(items: list[dict[str, Any]], v: Values, spec: dict[str, Any]) -> None
             meta["name"] = _suffix(str(meta["name"]), s)
         if kind == "ClusterRoleBinding" and isinstance(obj.get("roleRef"), dict) and obj["roleRef"].get("name"):
             obj["roleRef"]["name"] = _suffix(str(obj["roleRef"]["name"]), s)
-        if kind == "CSIDriver" and meta.get("name") == CSI_DRIVER_A:
-            meta["name"] = driver
+        if kind == "CSIDriver" and meta.get("name") in (CSI_DRIVER_A, UPSTREAM_CSI_DRIVER_A):
+            meta["name"] = driver if meta["name"] == CSI_DRIVER_A else upstream_driver
+        if kind == "ClusterSPIFFEID" and meta.get("name") == DOWNSTREAM_REGISTRATION_A:
+            meta["name"] = registration
         if kind == "DaemonSet":
             _replace_strings(obj.get("spec"), strings)
             # Only the node's directory moves: inside the containers the socket stays where
@@ -125,7 +171,8 @@ def rename(items: list[dict[str, Any]], v: Values, spec: dict[str, Any]) -> None
             for vol in ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("volumes") or []:
                 host = vol.get("hostPath") if isinstance(vol, dict) else None
                 if isinstance(host, dict) and isinstance(host.get("path"), str):
-                    host["path"] = socket.sub(socket_dir, host["path"])
+                    for pattern, moved in sockets:
+                        host["path"] = pattern.sub(moved, host["path"])
 
 
 def _replace_strings(node: Any, subs: list[tuple[re.Pattern[str], str]]) -> None:

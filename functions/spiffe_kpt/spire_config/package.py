@@ -133,7 +133,7 @@ def configure_server_pod(sts: dict[str, Any], v: Values) -> None:
         # driver: an ephemeral CSI volume, allowed under the "restricted" Pod Security
         # Standard where a hostPath would not be.
         new_volumes.append({"name": "upstream-agent-socket",
-                            "csi": {"driver": "upstream.csi.spiffe.io", "readOnly": True}})
+                            "csi": {"driver": v.upstream_csi_driver, "readOnly": True}})
         server_mounts.append({"name": "upstream-agent-socket", "mountPath": paths.UPSTREAM_AGENT_SOCKET_DIR,
                               "readOnly": True})
     remote = [cm for cm in v.controller_managers() if cm.remote]
@@ -328,7 +328,7 @@ def apply(rl: ResourceList, values_obj: dict[str, Any], v: Values) -> list[dict[
     if v.role == DOWNSTREAM:
         _set_data(_find(mine, "ConfigMap", "spire-upstream-agent"), "agent.conf",
                   render_agent_conf(v, upstream=True))
-        ident = _find(mine, "ClusterSPIFFEID", "spire-downstream-server")
+        ident = _find(mine, "ClusterSPIFFEID", v.downstream_registration)
         if ident is not None:
             s = ident.setdefault("spec", {})
             s["className"] = v.upstream_class_name

@@ -139,6 +139,10 @@ class Values:
     upstream_port: int = 8081
     upstream_root_ca_ttl: str = "24h"
     upstream_class_name: str = ""
+    # A downstream server's upstream CSI driver and its registration at the root (ClusterSPIFFEID
+    # name): B's own during a trust-domain migration (spire_config.migration).
+    upstream_csi_driver: str = "upstream.csi.spiffe.io"
+    downstream_registration: str = "spire-downstream-server"
     offline_tolerance: str = ""
     server_address: str = ""
     server_port: int = 8081
