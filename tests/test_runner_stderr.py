@@ -15,10 +15,10 @@ from spiffe_kpt.krm import Result, yamlio
 from spiffe_kpt.krm.results import ResourceRef, Severity, error, warning
 from spiffe_kpt.krm.runner import STDERR_AT_MOST, errors_for_stderr
 
-from .pkgtools import EXAMPLES, copy_package, kpt_render, read_package
+from .pkgtools import EXAMPLES, WI_API, copy_package, kpt_render, read_package
 
 BAD_TRUST_DOMAIN = EXAMPLES / "errors" / "invalid-trust-domain"
-CONTEXT = ResourceRef("workloadidentity.nephio.org/v1alpha1", "IdentityContext", "identity-context")
+CONTEXT = ResourceRef(WI_API, "IdentityContext", "identity-context")
 
 
 def _resource_list_of(pkg) -> str:

@@ -13,7 +13,7 @@ from spiffe_kpt.api.migration import Mention
 from spiffe_kpt.cli.migrate import rename_text, set_phase
 from spiffe_kpt.krm.results import ResourceRef
 
-from ..pkgtools import EXAMPLES, REPO, copy_package, kpt_render
+from ..pkgtools import EXAMPLES, REPO, WI_API, copy_package, kpt_render
 from .helpers import A, B
 
 pytestmark = pytest.mark.kpt
@@ -160,7 +160,7 @@ spec:
     - trustDomain: core.telco-operator.net
     - spiffeIDPrefix: spiffe://core.telco-operator.net.example/ns/
 """
-    ref = ResourceRef("workloadidentity.nephio.org/v1alpha1", "WorkloadIdentity", "x", "")
+    ref = ResourceRef(WI_API, "WorkloadIdentity", "x", "")
     mentions = [Mention(ref, "spec.ingress[0].from[0].spiffeID", f"spiffe://{A}/ns/a/sa/b"),
                 Mention(ref, "spec.ingress[0].from[1].trustDomain", A)]
     out = rename_text(text, mentions, A, B, "identity-context")

@@ -43,6 +43,7 @@ from cryptography.x509.oid import NameOID
 
 import spiffe_kpt
 
+from ..pkgtools import WI_API
 from . import binaries, hclconf
 from .conftest import _ensure_or_fail
 from .oidc import OidcIssuer, start_oidc_issuer
@@ -234,7 +235,7 @@ AUDIENCE = "secrets:mgmt"
 JWT_MOUNT = f"spiffe-jwt-{TD}"
 CERT_MOUNT = f"spiffe-cert-{TD}"
 LOCAL = {"config.kubernetes.io/local-config": "true"}
-API = "workloadidentity.nephio.org/v1alpha1"
+API = WI_API
 AREAS = ("upf/edge01", "upf/edge02", "smf", "observability/push/edge01", "observability/push/edge02")
 OWN_POLICIES = {"spiffe-kpt-grant-upf-edge01", "spiffe-kpt-grant-smf-regional",
                 "spiffe-kpt-grant-edge01-observability"}
