@@ -30,6 +30,7 @@ from typing import Any
 
 from ..api.conventions import default_class_name
 from ..api.migration import CSI_DRIVER_A, slug, target_class_name, target_csi_driver
+from ..api.paths import get_path
 from .values import DOWNSTREAM, Problem, Values
 
 SOCKET_DIR_A = "/run/spire/agent-sockets"
@@ -168,7 +169,7 @@ def rename(items: list[dict[str, Any]], v: Values, spec: dict[str, Any]) -> None
             _replace_strings(obj.get("spec"), strings)
             # Only the node's directory moves: inside the containers the socket stays where
             # agent.conf's socket_path (and the CSI driver's mount) expect it.
-            for vol in ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("volumes") or []:
+            for vol in get_path(obj, "spec", "template", "spec", "volumes", default=[]):
                 host = vol.get("hostPath") if isinstance(vol, dict) else None
                 if isinstance(host, dict) and isinstance(host.get("path"), str):
                     for pattern, moved in sockets:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..api.paths import get_path
 from . import paths
 from .values import DOWNSTREAM, ApiServer, Values, host_cidrs, in_cluster_service, url_host_port
 
@@ -167,9 +168,9 @@ def network_policies(v: Values, workloads: list[dict[str, Any]], own_namespaces:
     out = [_policy(DEFAULT_DENY, ns, {}, [], [], "network-policy") for ns in sorted(set(own_namespaces))]
     for w in workloads:
         meta = w.get("metadata") or {}
-        tmpl = (w.get("spec") or {}).get("template") or {}
-        component = str(((tmpl.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/component", ""))
-        selector = {"matchLabels": dict(((w.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})}
+        tmpl = get_path(w, "spec", "template", default={})
+        component = str(get_path(tmpl, "metadata", "labels", "app.kubernetes.io/component", default=""))
+        selector = {"matchLabels": dict(get_path(w, "spec", "selector", "matchLabels", default={}))}
         pod_spec = tmpl.get("spec") or {}
         if component == "server":
             ingress, egress = server_rules(v, pod_spec)

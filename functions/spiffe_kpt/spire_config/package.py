@@ -24,6 +24,7 @@ import copy
 from typing import Any
 
 from ..api.ownership import Desired, mark, owner_of, sync
+from ..api.paths import get_path
 from ..krm.resourcelist import ResourceList, is_local_config
 from . import migration, paths, socket_dir
 from .agent_conf import render_agent_conf
@@ -49,8 +50,7 @@ AGENT_COMPONENTS = frozenset({"agent", "upstream-agent", "csi-driver", "upstream
 
 
 def _component(obj: dict[str, Any]) -> str:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return str(labels.get("app.kubernetes.io/component", ""))
+    return str(get_path(obj, "metadata", "labels", "app.kubernetes.io/component", default=""))
 
 
 def _ns_for(obj: dict[str, Any], v: Values) -> str:
@@ -358,6 +358,6 @@ def _set_service_type(spec: dict[str, Any], v: Values) -> None:
 
 
 def _dir(obj: dict[str, Any]) -> str:
-    ann = (obj.get("metadata") or {}).get("annotations") or {}
+    ann = get_path(obj, "metadata", "annotations", default={})
     path = str(ann.get("internal.config.kubernetes.io/path") or ann.get("config.kubernetes.io/path") or "")
     return path.rsplit("/", 1)[0] + "/" if "/" in path else ""

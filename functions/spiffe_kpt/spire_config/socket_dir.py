@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..api.paths import get_path
+
 INIT = "socket-dir-owner"
 SOCKET_VOLUME = "spire-agent-socket-dir"
 
 
 def _pod(ds: dict[str, Any]) -> dict[str, Any]:
-    return ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return get_path(ds, "spec", "template", "spec", default={})
 
 
 def _init(pod: dict[str, Any]) -> dict[str, Any] | None:
