@@ -2,15 +2,13 @@
 
 Reads the identities (``api.resolve``), the grants (``grants``), checks them against the
 Kubernetes API and the identities (``kubechecks``) and renders each target: the Kubernetes API
-(``kubernetes``: RBAC + the apiserver's AuthenticationConfiguration) and, where its module is
-present, the secrets manager (``openbao``). What is rendered is owned like the registrations
+(``kubernetes``: RBAC + the apiserver's AuthenticationConfiguration) and the secrets manager
+(``openbao``). What is rendered is owned like the registrations
 (``api.ownership``): re-render replaces, a removed grant's objects are deleted, a hand-written
 object of the same kind and name is an error and nothing is written.
 """
 
 from __future__ import annotations
-
-from importlib import import_module
 
 from .. import API_VERSION
 from ..api.context import IDENTITY_CONTEXT
@@ -20,27 +18,16 @@ from ..krm import ResourceList, error, info, run_function
 from ..krm.resourcelist import resource_ref
 from ..krm.results import name_list
 from ..krm.runner import exit_process
-from . import kubernetes
+from . import kubernetes, openbao
 from .checks import check_access
 from .grants import ACCESS_GRANT, access_settings, issuers
 
 NAME = "spiffe-access"
-# The secrets-manager target (issue 17) lives in access/openbao.py; it renders when present.
-OPTIONAL_TARGETS = ("openbao",)
+# Where grants are rendered: the Kubernetes API and the secrets manager.
+TARGETS = (kubernetes, openbao)
 # Owners of what this function renders: the grants (RBAC, policies) and the context (the
 # authentication configuration, which holds its issuers).
 _OURS = (f"{API_VERSION}.{ACCESS_GRANT}.",)
-
-
-def _targets() -> list:
-    out = [kubernetes]
-    for name in OPTIONAL_TARGETS:
-        try:
-            out.append(import_module(f"{__package__}.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.{name}":
-                raise
-    return out
 
 
 def access(rl: ResourceList) -> None:
@@ -60,7 +47,7 @@ def access(rl: ResourceList) -> None:
     known = issuers(ctx)
     desired: list[Desired] = []
     kinds: set[tuple[str, str]] = set()
-    for target in _targets():
+    for target in TARGETS:
         desired += target.render(gs.grants, known, ctx, settings, rl.results)
         kinds |= target.KINDS
     if rl.has_errors():
@@ -97,7 +84,7 @@ def _is_ours(obj: dict, ctx_owner: str, produced_by_ctx: set[tuple[str, str]]) -
     ref = resource_ref(obj)
     return owner == ctx_owner and ((ref.kind, ref.name) in produced_by_ctx or
                                    (ref.kind, ref.name) == ("ConfigMap", kubernetes.AUTHN_CONFIGMAP) or
-                                   any(t.owns(obj) for t in _targets() if hasattr(t, "owns")))
+                                   any(t.owns(obj) for t in TARGETS if hasattr(t, "owns")))
 
 
 def main() -> None:

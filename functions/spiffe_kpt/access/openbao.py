@@ -151,7 +151,7 @@ def policy_text(grant: Any) -> str:
 
 
 # ---------------------------------------------------------------------------
-# checks (point 4 of issue 17); grants.read_grants checks identities and issuers
+# checks (grants.read_grants checks identities and issuers)
 # ---------------------------------------------------------------------------
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.-]+$")
