@@ -125,7 +125,7 @@ def section_scaling(sizes: list[int], runs: int, big_runs: int, output_floor: bo
         for n in sizes:
             pkg = generate.write_package(Path(tmp) / f"pkg-{n}", n, pipeline, rules=rules_api())
             r = runs if n < 10_000 else big_runs
-            row = {"workloads": n, "resources": 2 * n + 2,
+            row = {"workloads": n, "resources": len(generate.items(n, rules=rules_api())) + 1,  # + the Kptfile
                    "functions": kptrun.compare(f"{n} workloads", pkg, r, output_floor=output_floor).as_dict()}
             if hydrate:
                 row["hydrate"] = kptrun.compare(f"{n} workloads, hydrate", pkg, r, hydrate=True).as_dict()

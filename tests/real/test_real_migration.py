@@ -30,7 +30,7 @@ from ..migration.helpers import A, B, render, set_phase, through
 from ..pkgtools import kpt_render, of_kind, strip_annotations
 from ..spire.examples import set_values
 from .conftest import install_upstream_crds
-from .rendered import configmap_data, render_spire, start_rendered_server, to_yaml
+from .rendered import cluster_objects, configmap_data, render_spire, start_rendered_server, to_yaml
 from .stack import LOOPBACK, Stack, spiffe_id_str, wait_until
 
 pytestmark = pytest.mark.real
@@ -200,3 +200,72 @@ def _migrate(kube, srv_a, srv_b, pkg_b, ports, tmp_path):
         rel = json.loads(srv_b.cli("federation", "list", "-output", "json").stdout)
         return not rel.get("federation_relationships")
     wait_until(unfederated, 90, "B's federation relationship with A to end", proc=srv_b.proc)
+
+
+EDGE = "edge-1"
+
+
+def test_nested_edge_a_and_b_downstream_servers_each_registered_at_its_own_root(mkube, real_stack, closed_ports,
+                                                                                 tmp_path):
+    """The nested topology twinned: A's and B's roots (each with a controller manager for the
+    nested edge, from their rendered packages) watch one edge cluster (this apiserver) where A's and
+    B's downstream packages applied their registrations side by side. Each root registers exactly
+    its own downstream server: its trust domain's ID, downstream, selecting its own server pod.
+    Before the twin, B's registration had A's name (it replaced A's) and B's root watched the edge
+    with A's class (both roots would have registered the same pod)."""
+    ports = dict(zip((A, B), closed_ports))
+    base = {"clusterName": "mgmt"}
+    pkgs, servers = {}, {}
+    for td in (A, B):
+        pkgs[td] = render_spire("spire-server", tmp_path / f"root-{td}", changes={**base, "trustDomain": td},
+                                drop=("federation",))
+        ns = "spire-server" if td == A else "spire-server-telco-operator"
+        conf = configmap_data(pkgs[td], "spire-server", "spire-server")["server.conf"]
+        servers[td] = start_rendered_server(real_stack, mkube, conf, name=f"root-{td}")[0]
+    for td, other, side in ((A, B, {"to": B}), (B, A, {"from": A})):
+        _commit_bundle(servers[other], pkgs[td], tmp_path)
+        set_values(pkgs[td], {"migration": side, "federation": {"peers": [_peer(other, ports[other])]}})
+        _render(pkgs[td])
+    ds = {}
+    for td, other, side in ((A, B, {"to": B}), (B, A, {"from": A})):
+        ds[td] = render_spire("spire-downstream-server", tmp_path / f"ds-{td}", changes={"trustDomain": td})
+        _commit_bundle(servers[other], ds[td], tmp_path)
+        set_values(ds[td], {"migration": side, "federation": {"peers": [_peer(other, ports[other])]}})
+        _render(ds[td])
+
+    node = mkube.create_node(f"{EDGE}-worker-1")
+    regs, pods = {}, {}
+    for td in (A, B):
+        sts = next(o for o in cluster_objects(ds[td]) if o["kind"] == "StatefulSet")
+        tmpl = sts["spec"]["template"]
+        pods[td] = mkube.create_running_pod(sts["metadata"]["namespace"], f"{sts['metadata']['name']}-0",
+                                            node=node.metadata.name,
+                                            service_account=tmpl["spec"]["serviceAccountName"],
+                                            labels=dict(tmpl["metadata"]["labels"]))
+        regs[td] = next(o for o in cluster_objects(ds[td]) if o["kind"] == "ClusterSPIFFEID")
+    assert pods[A].metadata.namespace == "spire-server"
+    assert pods[B].metadata.namespace == "spire-server-telco-operator"
+    assert regs[A]["metadata"]["name"] != regs[B]["metadata"]["name"]
+    try:
+        mkube.apply_manifests(to_yaml(list(regs.values())), field_manager="configsync")
+        for td in (A, B):
+            ns = "spire-server" if td == A else "spire-server-telco-operator"
+            text = configmap_data(pkgs[td], "spire-controller-manager", ns)[f"{EDGE}.yaml"]
+            assert yamlio.load(text)["className"] == regs[td]["spec"]["className"]
+            real_stack.controller_manager(mkube, servers[td], text, name=f"scm-{EDGE}-{td}",
+                                          default_cluster_domain=False)
+        for td in (A, B):
+            want = f"spiffe://{td}/downstream/{EDGE}"
+            entry = wait_until(lambda td=td, want=want: _entries(servers[td]).get(want), 90,
+                               f"{td}'s root to register its downstream server", proc=servers[td].proc)
+            assert entry["downstream"] is True
+            assert f"k8s:pod-uid:{pods[td].metadata.uid}" in {f"{s['type']}:{s['value']}" for s in entry["selectors"]}
+        # and nothing else: neither root registered the other's downstream server
+        for td in (A, B):
+            assert list(_entries(servers[td])) == [f"spiffe://{td}/downstream/{EDGE}"], _entries(servers[td])
+    finally:
+        for r in regs.values():
+            mkube.kubectl("delete", "--ignore-not-found", "clusterspiffeid", r["metadata"]["name"], check=False)
+        for p in pods.values():
+            mkube.core().delete_namespaced_pod(p.metadata.name, p.metadata.namespace, grace_period_seconds=0)
+        mkube.core().delete_node(node.metadata.name)
