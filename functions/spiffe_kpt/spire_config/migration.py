@@ -177,19 +177,12 @@ def rename(items: list[dict[str, Any]], v: Values, spec: dict[str, Any]) -> None
 
 
 def _replace_strings(node: Any, subs: list[tuple[re.Pattern[str], str]]) -> None:
-    if isinstance(node, dict):
-        for k, val in node.items():
-            if isinstance(val, str):
-                for pat, new in subs:
-                    val = pat.sub(new, val)
-                node[k] = val
-            else:
-                _replace_strings(val, subs)
-    elif isinstance(node, list):
-        for i, val in enumerate(node):
-            if isinstance(val, str):
-                for pat, new in subs:
-                    val = pat.sub(new, val)
-                node[i] = val
-            else:
-                _replace_strings(val, subs)
+    """Apply ``subs`` to every string value below ``node`` (mappings and lists), in place."""
+    entries = list(node.items()) if isinstance(node, dict) else list(enumerate(node)) if isinstance(node, list) else []
+    for key, val in entries:
+        if isinstance(val, str):
+            for pat, new in subs:
+                val = pat.sub(new, val)
+            node[key] = val
+        else:
+            _replace_strings(val, subs)
