@@ -44,9 +44,18 @@ from . import noderendered as nr
 from . import nodeteardown
 from .conftest import install_upstream_crds
 from .node import Node, import_images
-from .rendered import apply_order, by_kind, cluster_objects, local_objects, render_example, render_spire, to_yaml
+from .rendered import (
+    apply_order,
+    by_kind,
+    cluster_objects,
+    local_objects,
+    render_example,
+    render_spire,
+    to_yaml,
+    uri_sans,
+)
 from .stack import LOOPBACK, StackError, spiffe_id_str, wait_until
-from .test_real_node_nested import _image_and_env_paths, _uris, _volume
+from .test_real_node_nested import _image_and_env_paths, _volume
 from .test_real_node_spire import (
     IMAGES,
     SERVER_SOCKET,
@@ -432,7 +441,7 @@ def test_dual_the_pod_gets_a_svid_of_a_and_is_registered_in_b(migration: Migrati
     pod, rep, chain = _report(m)
     assert _driver(pod_as_template(pod)) == DRIVER[A]
     assert rep["spiffeIDs"] == [sid_a]
-    assert _uris(chain[0]) == [sid_a]
+    assert uri_sans(chain[0]) == [sid_a]
     assert _chain_ok(chain, list(m.bundle(A))) and not _chain_ok(chain, list(m.bundle(B)))
     assert set(x509.load_pem_x509_certificates(rep["bundle"].encode())) == m.bundle(A)
     # federation both ways, as rendered: the pod's bundle set holds B's bundle
@@ -476,7 +485,7 @@ def test_cutover_the_new_pod_mounts_b_and_gets_a_svid_of_b(migration: Migration,
     wait_until(lambda: not [p for p in _pods(m.node, WL_NS, WL_SELECTOR) if p["metadata"]["uid"] in old], 120,
                "the dual pod to be gone", interval=2)
     assert rep["spiffeIDs"] == [sid_b]
-    assert _uris(chain[0]) == [sid_b]
+    assert uri_sans(chain[0]) == [sid_b]
     assert _chain_ok(chain, list(m.bundle(B))) and not _chain_ok(chain, list(m.bundle(A)))
     assert set(x509.load_pem_x509_certificates(rep["bundle"].encode())) == m.bundle(B)
     assert sorted(rep.get("federated") or {}) == [A]

@@ -39,6 +39,7 @@ from .rendered import (
     render_example,
     render_spire,
     to_yaml,
+    uri_sans,
 )
 from .stack import LOOPBACK, StackError, wait_until
 from .test_real_node_spire import (
@@ -347,21 +348,13 @@ def _svid(n: Nested, w: dict, timeout: float = 180) -> tuple[dict, dict, list[x5
     return pod, rep, x509.load_pem_x509_certificates(rep["chain"].encode())
 
 
-def _uris(cert: x509.Certificate) -> list[str]:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return san.get_values_for_type(x509.UniformResourceIdentifier)
-
-
 def _check_nested_chain(n: Nested, w: dict, chain: list[x509.Certificate], roots: list[x509.Certificate]) -> x509.Certificate:
     """leaf (the WorkloadIdentity's ID) -> the downstream's intermediate CA -> the root's CA."""
-    assert _uris(chain[0]) == [w["status"]["spiffeID"]]
+    assert uri_sans(chain[0]) == [w["status"]["spiffeID"]]
     assert len(chain) >= 2, "no intermediate: the SVID was not minted by a downstream CA"
     ds_ca = chain[1]
     assert ds_ca not in roots
-    assert _uris(ds_ca) == [f"spiffe://{n.trust_domain}"]
+    assert uri_sans(ds_ca) == [f"spiffe://{n.trust_domain}"]
     assert _chain_ok(chain, roots), "the SVID does not chain through the downstream CA to the root's CA"
     return ds_ca
 
