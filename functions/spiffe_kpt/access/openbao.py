@@ -35,6 +35,7 @@ from typing import Any
 from .. import API_VERSION
 from ..api.context import IDENTITY_CONTEXT
 from ..api.ownership import Desired, mark
+from ..api.paths import get_path
 from ..krm.results import ResourceRef, Result, error, warning
 
 POLICY_PREFIX = "spiffe-kpt-grant-"
@@ -295,7 +296,7 @@ def check_x509_names(grants: list[Any], identities: list[Any], s: Settings) -> l
     for g in grants:
         for c in g.clients:
             ident = by_name.get(c.identity) if c.identity else None
-            if ident is None or (ident.spec.get("svid") or {}).get("dnsNames"):
+            if ident is None or get_path(ident.spec, "svid", "dnsNames"):
                 continue
             out.append(warning(
                 f"AccessGrant {g.name}: {c.source} is identity {ident.name}, whose SVIDs have no DNS name, and "

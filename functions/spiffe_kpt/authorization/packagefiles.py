@@ -12,13 +12,12 @@ from typing import Any
 import yaml
 
 from ..krm import yamlio
+from ..krm.resourcelist import ANN_PATH
 
 
 def read_items(pkg: str, annotate_path: bool = False) -> list[dict[str, Any]]:
     """The package's resources in kpt's order; with ``annotate_path`` each carries its file
     (``config.kubernetes.io/path``, relative to the package) as kpt hands it to functions."""
-    from ..krm.resourcelist import ANN_PATH
-
     ignore: set[str] = set()
     krmignore = os.path.join(pkg, ".krmignore")
     if os.path.isfile(krmignore):
