@@ -383,12 +383,7 @@ def root_aside_configs(o: dict, agents_ns: str = "spire-system") -> None:
                         clusters.get(path.rsplit(".", 1)[0] + ".configmap_name")):
                 changes[path] = ROOT_NS
         rewrite_config_map(o, "server.conf", changes)
-    for key, text in list(data.items()):
-        if key.endswith(".yaml") and "ControllerManagerConfig" in text:
-            addr = yaml.safe_load(text).get("health", {}).get("healthProbeBindAddress", "")
-            old, new = ROOT_PORTS["controller"]
-            if addr.endswith(f":{old}"):
-                rewrite_config_map(o, key, {"health.healthProbeBindAddress": f"{LOOPBACK}:{new}"})
+    _move_controller_health(o, ROOT_PORTS["controller"])
 
 
 def upstream_to_root(o: dict) -> None:
@@ -422,6 +417,17 @@ MIGRATION_B_PORTS = {"server": (8081, 18081), "health": (8080, 18080), "controll
                      "agent-health": (9982, 19982), "registrar-health": (9809, 19809)}
 
 
+def _move_controller_health(o: dict, ports: tuple[int, int]) -> None:
+    """Every controller-manager config of the ConfigMap ``o`` whose health probe listens on
+    ``ports[0]``: onto ``ports[1]`` on loopback."""
+    old, new = ports
+    for key, text in list((o.get("data") or {}).items()):
+        if key.endswith(".yaml") and "ControllerManagerConfig" in text:
+            addr = yaml.safe_load(text).get("health", {}).get("healthProbeBindAddress", "")
+            if addr.endswith(f":{old}"):
+                rewrite_config_map(o, key, {"health.healthProbeBindAddress": f"{LOOPBACK}:{new}"})
+
+
 def _move_container_ports(o: dict, moves: dict[int, int]) -> None:
     for spec in _pod_specs(o):
         for c in _containers(spec):
@@ -449,12 +455,7 @@ def migration_b_aside(o: dict) -> None:
     if "agent.conf" in data:
         rewrite_config_map(o, "agent.conf", {"agent.server_port": p["server"][1],
                                              "health_checks.bind_port": str(p["agent-health"][1])})
-    for key, text in list(data.items()):
-        if key.endswith(".yaml") and "ControllerManagerConfig" in text:
-            addr = yaml.safe_load(text).get("health", {}).get("healthProbeBindAddress", "")
-            old, new = p["controller"]
-            if addr.endswith(f":{old}"):
-                rewrite_config_map(o, key, {"health.healthProbeBindAddress": f"{LOOPBACK}:{new}"})
+    _move_controller_health(o, p["controller"])
     if o["kind"] == "StatefulSet":
         _move_container_ports(o, dict(p[k] for k in ("server", "health", "controller")))
     if o["kind"] == "DaemonSet":
