@@ -415,6 +415,17 @@ def dual(migration: Migration):
     return wid, diff
 
 
+def _assert_svid_of(m: Migration, rep: dict, chain: list, sid: str, own: str, other: str) -> None:
+    """The pod's report: exactly ``sid``, an X.509-SVID chaining to ``own``'s bundle and not to
+    ``other``'s, ``own``'s bundle as its trust bundle and ``other``'s as its only federated one."""
+    assert rep["spiffeIDs"] == [sid]
+    assert uri_sans(chain[0]) == [sid]
+    assert _chain_ok(chain, list(m.bundle(own))) and not _chain_ok(chain, list(m.bundle(other)))
+    assert set(x509.load_pem_x509_certificates(rep["bundle"].encode())) == m.bundle(own)
+    assert sorted(rep.get("federated") or {}) == [other]
+    assert set(x509.load_pem_x509_certificates(rep["federated"][other].encode())) == m.bundle(other)
+
+
 def _twin(sid: str) -> str:
     assert sid.startswith(f"spiffe://{A}/")
     return sid.replace(f"spiffe://{A}/", f"spiffe://{B}/", 1)
@@ -440,13 +451,8 @@ def test_dual_the_pod_gets_a_svid_of_a_and_is_registered_in_b(migration: Migrati
     assert st["migration"]["alternateSPIFFEID"] == sid_b
     pod, rep, chain = _report(m)
     assert _driver(pod_as_template(pod)) == DRIVER[A]
-    assert rep["spiffeIDs"] == [sid_a]
-    assert uri_sans(chain[0]) == [sid_a]
-    assert _chain_ok(chain, list(m.bundle(A))) and not _chain_ok(chain, list(m.bundle(B)))
-    assert set(x509.load_pem_x509_certificates(rep["bundle"].encode())) == m.bundle(A)
     # federation both ways, as rendered: the pod's bundle set holds B's bundle
-    assert sorted(rep.get("federated") or {}) == [B]
-    assert set(x509.load_pem_x509_certificates(rep["federated"][B].encode())) == m.bundle(B)
+    _assert_svid_of(m, rep, chain, sid_a, A, B)
     # each controller manager registered the pod in its own domain: the same ID but for the
     # trust domain, the same pod, each federating with the other
     uid = pod["metadata"]["uid"]
@@ -484,12 +490,7 @@ def test_cutover_the_new_pod_mounts_b_and_gets_a_svid_of_b(migration: Migration,
     assert _driver(pod_as_template(pod)) == DRIVER[B]
     wait_until(lambda: not [p for p in _pods(m.node, WL_NS, WL_SELECTOR) if p["metadata"]["uid"] in old], 120,
                "the dual pod to be gone", interval=2)
-    assert rep["spiffeIDs"] == [sid_b]
-    assert uri_sans(chain[0]) == [sid_b]
-    assert _chain_ok(chain, list(m.bundle(B))) and not _chain_ok(chain, list(m.bundle(A)))
-    assert set(x509.load_pem_x509_certificates(rep["bundle"].encode())) == m.bundle(B)
-    assert sorted(rep.get("federated") or {}) == [A]
-    assert set(x509.load_pem_x509_certificates(rep["federated"][A].encode())) == m.bundle(A)
+    _assert_svid_of(m, rep, chain, sid_b, B, A)
     # the new pod is registered in both domains still (cutover changes no registration)
     uid = pod["metadata"]["uid"]
     assert spiffe_id_str(_wait_entry(m, B, uid)["spiffe_id"]) == sid_b
